@@ -1,0 +1,68 @@
+# polyvirt.compute: the commands a newcomer and CI use (see README.md).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+VPY := $(VENV)/bin/python
+BIN := $(CURDIR)/$(VENV)/bin
+# ansible-test needs the collection under .../ansible_collections/polyvirt/compute: we copy it there.
+TEST_TREE := $(CURDIR)/.build/test/ansible_collections/polyvirt/compute
+# ansible-playbook finds the collection through a symlink to this checkout.
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.build/collections
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PATH := $(BIN):$(PATH)
+
+REQS := $(wildcard requirements/*.txt) tests/requirements.txt $(wildcard tests/simulators/*/requirements.txt)
+
+.PHONY: help venv collection lab demo demo-clean test sanity units simulators integration bench clean
+
+help:
+	@echo "make demo        fresh machine -> LXD lab -> playbooks/demo.yml (make demo-clean removes the guests)"
+	@echo "make test        sanity + unit tests + simulator tests + integration tests (what CI runs)"
+	@echo "make bench       benchmarks in bench/, printed side by side"
+
+$(VENV)/.stamp: $(REQS)
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q $(foreach r,$(REQS),-r $(r))
+	touch $@
+
+venv: $(VENV)/.stamp
+
+collection:
+	@mkdir -p .build/collections/ansible_collections/polyvirt
+	@ln -sfn $(CURDIR) .build/collections/ansible_collections/polyvirt/compute
+
+# The local LXD lab: apt packages, the daemon, a dir pool, a bridge and our two images.
+lab: venv collection
+	$(BIN)/ansible-playbook playbooks/lab.yml
+
+demo: lab
+	$(BIN)/ansible-playbook playbooks/demo.yml
+
+demo-clean: venv collection
+	$(BIN)/ansible-playbook playbooks/demo.yml -e demo_state=absent
+
+test: sanity units simulators integration
+
+# Copy the tracked and new (not ignored) files into an ansible_collections tree for ansible-test.
+test-tree:
+	@rm -rf $(TEST_TREE) && mkdir -p $(TEST_TREE)
+	@git ls-files -z --cached --others --exclude-standard | xargs -0 -I{} cp --parents -P {} $(TEST_TREE)/ 2>/dev/null || true
+
+sanity: venv test-tree
+	cd $(TEST_TREE) && $(BIN)/ansible-test sanity --venv --python 3.11 --color no
+
+units: venv test-tree
+	cd $(TEST_TREE) && $(BIN)/ansible-test units --venv --python 3.11 --color no
+
+simulators: venv
+	$(VPY) -m pytest -q -p no:cacheprovider tests/simulators
+
+integration: lab test-tree
+	cd $(TEST_TREE) && $(BIN)/ansible-test integration --python 3.11 --color no --allow-destructive
+
+bench: lab
+	$(VPY) bench/lxd_noop.py
+
+clean:
+	rm -rf .build tests/output
