@@ -1,0 +1,101 @@
+# Copyright (c) 2026 polyvirt.compute contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The interface every backend driver implements, and its capability flags.
+
+A driver speaks in the backend's native objects (``raw``: what its API returns) and translates to and
+from the normalised vocabulary; the shared reconcilers decide what to do. Drivers never call Ansible.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.polyvirt.compute.plugins.module_utils._errors import Unsupported
+
+# Capability flags. A request that needs a flag the backend lacks fails before any change.
+CAPABILITIES = {
+    "instance.container": "type=container",
+    "instance.vm": "type=vm",
+    "instance.paused": "state=paused",
+    "instance.disk_size": "disk_size",
+    "instance.flavor": "flavor",
+    "instance.tags": "tags",
+    "instance.description": "description",
+    "instance.networks.ipv4_gateway": "networks[].ipv4_gateway",
+    "instance.networks.nat": "networks[].nat",
+    "instance.cloud_init": "cloud_init",
+    "instance.ssh_keys": "ssh_keys",
+    "wait_for.ip": "wait_for=ip",
+    "wait_for.cloud_init": "wait_for=cloud_init",
+    "snapshot": "snapshots",
+    "snapshot.stateful": "stateful snapshots",
+    "backup": "backups",
+    "backup.export": "backup location (export to the controller)",
+    "clone": "clone",
+    "clone.linked": "mode=linked clones",
+    "clone.target": "clone target",
+    "disk": "disks",
+}
+
+
+class Backend:
+    """Base of the backend drivers. Subclasses set ``name``, ``capabilities`` and ``default_type``."""
+
+    name = None
+    capabilities = frozenset()
+    default_type = "vm"
+
+    def require(self, capability):
+        """Fail with the standard message when the backend lacks ``capability``."""
+        if capability not in self.capabilities:
+            raise Unsupported("%s is not supported by the %s backend" % (CAPABILITIES[capability], self.name))
+
+    def close(self):
+        """Release connections; called once at the end of a task."""
+
+    # -- instances ------------------------------------------------------------------------------
+    # ``spec`` is the validated, normalised desired instance (see _instance.desired_spec).
+
+    def validate_instance(self, spec):
+        """Backend-specific checks of ``spec`` (name rules, image form), raising InvalidInput."""
+
+    def get_instance(self, name):
+        """The native object, or None when no instance has that name. One API read where possible."""
+        raise NotImplementedError
+
+    def describe_instance(self, raw):
+        """The normalised ``instance`` return value (_model.instance_result) for a native object."""
+        raise NotImplementedError
+
+    def current_settings(self, raw):
+        """Current values of the reconcilable settings, in the same keys as ``desired_settings``."""
+        raise NotImplementedError
+
+    def desired_settings(self, spec):
+        """The settings ``spec`` asks for, as a flat dict of comparable values (unset ones omitted)."""
+        raise NotImplementedError
+
+    def check_update(self, raw, changes):
+        """Refuse changes the backend cannot make in place (shrinking a disk), before any change."""
+
+    def create_instance(self, spec, deadline):
+        """Create (not start) the instance; return its native object."""
+        raise NotImplementedError
+
+    def update_instance(self, raw, changes, deadline):
+        """Apply ``changes`` (a subset of ``desired_settings``) to an existing instance."""
+        raise NotImplementedError
+
+    def power(self, raw, action, force, deadline):
+        """``action`` is one of start, stop, restart, pause, resume."""
+        raise NotImplementedError
+
+    def delete_instance(self, raw, force, deadline):
+        raise NotImplementedError
+
+    def list_instances(self, filters=None):
+        """Native objects of every instance (one list call where the API allows)."""
+        raise NotImplementedError
+
+    def wait_for(self, name, condition, deadline):
+        """Wait until ``condition`` (running, ip, cloud_init) holds; return ``(raw, report)``."""
+        raise NotImplementedError

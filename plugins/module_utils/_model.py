@@ -1,0 +1,112 @@
+# Copyright (c) 2026 polyvirt.compute contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The normalised model every backend maps to: units, names and the shape of returned objects."""
+
+from __future__ import annotations
+
+import re
+
+from ansible_collections.polyvirt.compute.plugins.module_utils._errors import InvalidInput
+
+INSTANCE_STATES = ("running", "stopped", "paused", "pending", "error")
+
+_UNITS_IN_BYTES = {
+    "": None,  # bare number: the caller's default unit
+    "b": 1,
+    "k": 1000, "kb": 1000, "ki": 1024, "kib": 1024,
+    "m": 1000 ** 2, "mb": 1000 ** 2, "mi": 1024 ** 2, "mib": 1024 ** 2,
+    "g": 1000 ** 3, "gb": 1000 ** 3, "gi": 1024 ** 3, "gib": 1024 ** 3,
+    "t": 1000 ** 4, "tb": 1000 ** 4, "ti": 1024 ** 4, "tib": 1024 ** 4,
+}
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+MIB = 1024 ** 2
+GIB = 1024 ** 3
+
+
+def parse_size(value, option, default_unit):
+    """Return ``value`` ("4GiB", "512MiB", "4G", 2048) in bytes; a bare number is in ``default_unit``.
+
+    ``"4G"`` means 4 GiB, as in LXD, Proxmox and Kubernetes practice for memory and disks; ``"4GB"``
+    is decimal. Raises InvalidInput naming the option for anything else, including zero and negatives.
+    """
+    if isinstance(value, bool):
+        raise InvalidInput("%s must be a size such as 4GiB or 512MiB, got %r" % (option, value))
+    if isinstance(value, (int, float)):
+        number, unit = float(value), ""
+    else:
+        match = _SIZE_RE.match(str(value))
+        if not match:
+            raise InvalidInput("%s must be a size such as 4GiB or 512MiB, got %r" % (option, value))
+        number, unit = float(match.group(1)), match.group(2).lower()
+    if unit in ("k", "m", "g", "t"):
+        unit += "i"
+    if unit not in _UNITS_IN_BYTES:
+        raise InvalidInput("%s has an unknown unit %r in %r (use B, KiB, MiB, GiB, TiB, KB, MB, GB, TB)" % (option, unit, value))
+    factor = _UNITS_IN_BYTES[unit] or _UNITS_IN_BYTES[default_unit.lower()]
+    size = int(number * factor)
+    if size <= 0:
+        raise InvalidInput("%s must be greater than zero, got %r" % (option, value))
+    return size
+
+
+def size_mib(value, option):
+    """A memory size in whole MiB (a bare int is MiB)."""
+    return _whole(parse_size(value, option, "MiB"), MIB, option, value, "MiB")
+
+
+def size_gib(value, option):
+    """A disk size in whole GiB (a bare int is GiB)."""
+    return _whole(parse_size(value, option, "GiB"), GIB, option, value, "GiB")
+
+
+def _whole(size, unit, option, value, unit_name):
+    if size % unit:
+        raise InvalidInput("%s must be a whole number of %s, got %r" % (option, unit_name, value))
+    return size // unit
+
+
+def positive_int(value, option):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInput("%s must be a whole number of at least 1, got %r" % (option, value))
+    return value
+
+
+def normalise_mac(mac):
+    return mac.lower().replace("-", ":") if mac else mac
+
+
+def pick_ansible_host(addresses):
+    """The address Ansible should connect to: the first IPv4, else the first IPv6, else None."""
+    for family in ("ipv4", "ipv6"):
+        if addresses.get(family):
+            return addresses[family][0]
+    return None
+
+
+def instance_result(name, backend, **fields):
+    """The backend-neutral ``instance`` return shape (DESIGN section 3); unknown fields stay None."""
+    result = {
+        "name": name,
+        "backend": backend,
+        "id": None,
+        "type": None,
+        "state": None,
+        "cpus": None,
+        "memory_mib": None,
+        "disk_gib": None,
+        "image": None,
+        "description": None,
+        "addresses": {"ipv4": [], "ipv6": []},
+        "ansible_host": None,
+        "networks": [],
+        "location": None,
+        "tags": [],
+        "backend_data": {},
+    }
+    result.update(fields)
+    if result["ansible_host"] is None:
+        result["ansible_host"] = pick_ansible_host(result["addresses"])
+    return result
