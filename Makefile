@@ -21,7 +21,7 @@ help:
 	@echo "make bench       benchmarks in bench/, printed side by side"
 
 $(VENV)/.stamp: $(REQS)
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV) || { apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(VPY) -m pip install -q --upgrade pip
 	$(VPY) -m pip install -q $(foreach r,$(REQS),-r $(r))
 	touch $@
