@@ -46,9 +46,9 @@ def main(argv=None):
     if ':' in host:
         host = '[%s]' % host
     signal.signal(signal.SIGTERM, _terminate)
-    sys.stdout.write('listening on http://%s:%d/\n' % (host, port))
-    sys.stdout.flush()
     try:
+        sys.stdout.write('listening on http://%s:%d/\n' % (host, port))
+        sys.stdout.flush()
         server.serve_forever(poll_interval=0.2)
     except (_Terminated, KeyboardInterrupt):
         pass

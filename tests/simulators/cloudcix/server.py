@@ -57,6 +57,7 @@ def normalise(raw_path, host):
 def make_handler(sim, verbose=False):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = 'HTTP/1.1'
+        disable_nagle_algorithm = True
         server_version = 'nginx'
         sys_version = ''
 
