@@ -1,0 +1,412 @@
+# Copyright (c) 2026 polyvirt.compute contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""HTTPS front end: PVE's envelope, authentication (tickets, CSRF, API tokens), routing and faults."""
+from __future__ import annotations
+
+import base64
+import datetime
+import gzip
+import hashlib
+import hmac
+import http.server
+import json
+import os
+import re
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+import urllib.parse
+
+from . import api
+from .model import Fault
+from .pvefmt import PveError
+
+USER = 'root@pam'
+PASSWORD = 'polyvirt-sim'
+TOKEN_ID = 'root@pam!polyvirt'
+TOKEN_SECRET = '5e5e5e5e-0000-4000-8000-000000000001'
+TICKET_LIFETIME = 7200
+MAX_BODY = 512 * 1024
+UNAUTHENTICATED = {('GET', '/access/domains'), ('GET', '/access/ticket'), ('POST', '/access/ticket')}
+
+
+class Auth:
+    """PVE-shaped tickets and CSRF tokens, signed with a per-process HMAC key."""
+
+    def __init__(self):
+        self.key = os.urandom(32)
+
+    def _sig(self, text):
+        return base64.b64encode(hmac.new(self.key, text.encode(), hashlib.sha256).digest()).decode()
+
+    def ticket(self, userid, now=None):
+        plain = 'PVE:%s:%08X' % (userid, int(now or time.time()))
+        return '%s::%s' % (plain, self._sig(plain))
+
+    def csrf(self, userid, now=None):
+        stamp = '%08X' % int(now or time.time())
+        return '%s:%s' % (stamp, self._sig('%s:%s' % (stamp, userid)).rstrip('='))
+
+    def verify_ticket(self, ticket):
+        m = re.match(r'^(PVE:([^:\s]+):([0-9A-F]{8}))::(.+)$', ticket or '')
+        if not m or not hmac.compare_digest(self._sig(m.group(1)), m.group(4)):
+            return None
+        age = time.time() - int(m.group(3), 16)
+        if age < -300 or age > TICKET_LIFETIME:
+            return None
+        return m.group(2)
+
+    def verify_csrf(self, token, userid):
+        m = re.match(r'^([0-9A-F]{8}):(\S+)$', token or '')
+        if not m or not hmac.compare_digest(self._sig('%s:%s' % (m.group(1), userid)).rstrip('='), m.group(2)):
+            return False
+        age = time.time() - int(m.group(1), 16)
+        return -300 <= age <= TICKET_LIFETIME
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = 'HTTP/1.1'
+    server_version = 'pve-api-daemon/3.0'
+    sys_version = ''
+
+    def version_string(self):
+        return self.server_version
+
+    def log_message(self, format, *args):  # pylint: disable=redefined-builtin
+        if self.server.verbose:
+            super().log_message(format, *args)
+
+    def do_GET(self):
+        self.dispatch('GET')
+
+    def do_POST(self):
+        self.dispatch('POST')
+
+    def do_PUT(self):
+        self.dispatch('PUT')
+
+    def do_DELETE(self):
+        self.dispatch('DELETE')
+
+    # --- response ------------------------------------------------------------------------------------------------
+    def reply(self, code, payload, reason=None, body_override=None):
+        if body_override is not None:
+            body = body_override
+        else:
+            body = json.dumps(payload, separators=(',', ':')).encode()
+        headers = {'Content-Type': 'application/json;charset=UTF-8', 'Cache-Control': 'max-age=0', 'Pragma': 'no-cache',
+                   'Expires': self.date_time_string(time.time())}
+        if len(body) > 1024 and 'gzip' in (self.headers.get('Accept-Encoding') or ''):
+            body = gzip.compress(body)
+            headers['Content-Encoding'] = 'gzip'
+        self.send_response(code, reason)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header('Content-Length', str(len(body)))
+        if code >= 400:
+            self.send_header('Connection', 'close')
+            self.close_connection = True
+        self.end_headers()
+        if self.command != 'HEAD':
+            self.wfile.write(body)
+
+    def error(self, exc):
+        msg = exc.msg if exc.msg.endswith('\n') else exc.msg + '\n'
+        reason = msg.split('\n')[0].replace('\r', '')
+        payload = {'data': None, 'message': msg}
+        if exc.errors:
+            payload['errors'] = exc.errors
+        self.reply(exc.code, payload, reason)
+
+    # --- request -------------------------------------------------------------------------------------------------
+    def read_params(self):
+        url = urllib.parse.urlsplit(self.path)
+        params = {}
+        length = int(self.headers.get('Content-Length') or 0)
+        if length > MAX_BODY:
+            raise PveError('for data too large', 501)
+        raw = self.rfile.read(length) if length else b''
+        ctype = (self.headers.get('Content-Type') or '').split(';')[0].strip().lower()
+        if raw and ctype == 'application/json':
+            try:
+                data = json.loads(raw)
+            except ValueError:
+                raise PveError('malformed JSON body', 400) from None
+            if not isinstance(data, dict):
+                raise PveError('malformed JSON body', 400)
+            for key, value in data.items():
+                if isinstance(value, bool):
+                    params[key] = '1' if value else '0'
+                elif isinstance(value, (int, float)):
+                    params[key] = str(value)
+                elif value is None:
+                    continue
+                else:
+                    params[key] = value
+        elif raw:
+            for key, value in urllib.parse.parse_qsl(raw.decode('utf-8', 'replace'), keep_blank_values=True):
+                self._add(params, key, value)
+        query = {}
+        for key, value in urllib.parse.parse_qsl(url.query, keep_blank_values=True):
+            self._add(query, key, value)
+        params.update(query)
+        params.pop('_dc', None)
+        return urllib.parse.unquote(url.path), params
+
+    @staticmethod
+    def _add(params, key, value):
+        if key in params:
+            if not isinstance(params[key], list):
+                params[key] = [params[key]]
+            params[key].append(value)
+        else:
+            params[key] = value
+
+    def authenticate(self, method):
+        """Return the auth id (user or user!token) or raise the 401 PVE sends."""
+        srv = self.server
+        authz = self.headers.get('Authorization') or ''
+        m = re.search(r'(?:^|\s)PVEAPIToken(?:=| )([^;]*)', authz)
+        if m:
+            token = urllib.parse.unquote(m.group(1).strip())
+            tokenid, _, secret = token.rpartition('=')
+            if re.match(r'^[^\s!]+@[^\s!]+![A-Za-z][A-Za-z0-9.\-_]+$', tokenid) and tokenid == TOKEN_ID and hmac.compare_digest(secret, TOKEN_SECRET):
+                return tokenid
+            self.delay()
+            raise PveError('authentication failure', 401)
+        ticket = None
+        for part in (self.headers.get('Cookie') or '').split(';'):
+            name, _, value = part.strip().partition('=')
+            if name == 'PVEAuthCookie':
+                ticket = urllib.parse.unquote(value)
+        if ticket is None:
+            m = re.search(r'PVEAuthCookie=([^;\s]+)', authz)
+            if m:
+                ticket = urllib.parse.unquote(m.group(1))
+        if ticket is None:
+            self.delay()
+            raise PveError('No ticket', 401)
+        userid = srv.auth.verify_ticket(ticket)
+        if not userid:
+            self.delay()
+            raise PveError('Authentication failed!', 401)
+        if method != 'GET' and not srv.auth.verify_csrf(self.headers.get('CSRFPreventionToken'), userid):
+            self.delay()
+            raise PveError('Permission denied - invalid csrf token', 401)
+        return userid
+
+    def delay(self):
+        if self.server.auth_delay:
+            time.sleep(self.server.auth_delay)
+
+    def login(self, params):
+        srv = self.server
+        username = params.get('username', '')
+        if params.get('realm') and '@' not in username:
+            username = '%s@%s' % (username, params['realm'])
+        password = params.get('password', '')
+        ok = username == USER and (password == PASSWORD or srv.auth.verify_ticket(password) == USER)
+        if not ok:
+            self.delay()
+            raise PveError('authentication failure', 401)
+        return {'username': USER, 'ticket': srv.auth.ticket(USER), 'CSRFPreventionToken': srv.auth.csrf(USER),
+                'clustername': 'polyvirt-sim',
+                'cap': {'vms': {p: 1 for p in ('VM.Allocate', 'VM.Audit', 'VM.Backup', 'VM.Clone', 'VM.Config.CDROM', 'VM.Config.CPU',
+                                               'VM.Config.Cloudinit', 'VM.Config.Disk', 'VM.Config.HWType', 'VM.Config.Memory',
+                                               'VM.Config.Network', 'VM.Config.Options', 'VM.Console', 'VM.Migrate', 'VM.PowerMgmt',
+                                               'VM.Snapshot', 'VM.Snapshot.Rollback')},
+                        'storage': {p: 1 for p in ('Datastore.Allocate', 'Datastore.AllocateSpace', 'Datastore.AllocateTemplate', 'Datastore.Audit')},
+                        'nodes': {p: 1 for p in ('Sys.Audit', 'Sys.Modify', 'Sys.PowerMgmt')},
+                        'access': {p: 1 for p in ('User.Modify', 'Permissions.Modify')},
+                        'dc': {p: 1 for p in ('Sys.Audit', 'Sys.Modify')}, 'sdn': {'SDN.Audit': 1}, 'mapping': {'Mapping.Audit': 1}}}
+
+    def dispatch(self, method):
+        try:
+            path, params = self.read_params()
+            if path.startswith('/_sim/'):
+                self.authenticate(method)
+                self.reply(200, {'data': self.control(method, path, params)})
+                return
+            m = re.match(r'^/api2/json(/.*)?$', path)
+            if not m:
+                raise PveError("Method '%s %s' not implemented" % (method, path), 501)
+            rel = (m.group(1) or '/').rstrip('/') or '/'
+            data = self.handle_api(method, rel, params)
+            self.reply(200, {'data': data})
+        except PveError as exc:
+            self.error(exc)
+        except (ConnectionError, ssl.SSLError):
+            self.close_connection = True
+        except Exception as exc:  # pylint: disable=broad-except
+            self.error(PveError('internal simulator error: %r' % exc, 500))
+
+    def handle_api(self, method, rel, params):
+        srv = self.server
+        schema = srv.schema
+        template, pathvars = schema.match(rel)
+        info = schema.method(template, method) if template else None
+        if (method, template) in UNAUTHENTICATED and template == '/access/ticket' and method == 'POST':
+            errors = schema.validate(info, params)
+            if errors:
+                raise PveError('Parameter verification failed.', 400, errors)
+            return self.login(params)
+        if (method, template) not in UNAUTHENTICATED:
+            authid = self.authenticate(method)
+        else:
+            authid = None
+        if not info:
+            raise PveError("Method '%s %s' not implemented" % (method, rel), 501)
+        if authid and '!' in authid and not info.get('allowtoken', 1):
+            raise PveError("Permission check failed (URI '%s' not available with API token, need proper ticket.\n)" % rel, 403)
+        for key, value in pathvars.items():
+            if key in params and params[key] != value:
+                raise PveError('Parameter verification failed.', 400, {key: 'duplicate parameter (already defined in URI) with conflicting values!'})
+            params[key] = value
+        errors = schema.validate(info, params)
+        if errors:
+            raise PveError('Parameter verification failed.', 400, errors)
+        cluster = srv.cluster
+        fault = cluster.fault('http-500', '*')
+        if fault is None:
+            with cluster.lock:
+                for f in cluster.faults:
+                    if f.kind == 'http-500' and f.target != '*' and f.target in rel and f.matches('http-500', f.target):
+                        f.consume()
+                        fault = f
+                        break
+        if fault:
+            raise PveError(fault.arg or 'simulated server error (fault http-500)', 500)
+        node = pathvars.get('node')
+        if node is not None:
+            if node not in cluster.nodes and node != 'localhost':
+                raise PveError("no such cluster node '%s'" % node, 500)
+            if node == 'localhost':
+                params['node'] = node = next(iter(cluster.nodes))
+            if cluster.node_offline(node):
+                raise PveError('Errors during connection establishment, proxy handshake: Connection refused', 595)
+        handler = api.ROUTES.get((method, template))
+        if not handler:
+            raise PveError("Method '%s %s' not implemented" % (method, rel), 501)
+        ctx = api.Ctx(cluster, schema, authid, template)
+        with cluster.lock:
+            result = handler(ctx, params)
+            cluster.save()
+        return result
+
+    def control(self, method, path, params):
+        """Out-of-API test hooks: /_sim/faults (GET list, POST spec=..., DELETE clear)."""
+        cluster = self.server.cluster
+        if path == '/_sim/faults':
+            with cluster.lock:
+                if method == 'POST':
+                    specs = params.get('spec')
+                    for spec in specs if isinstance(specs, list) else [specs]:
+                        try:
+                            cluster.faults.append(Fault(spec or ''))
+                        except ValueError as exc:
+                            raise PveError(str(exc), 400) from None
+                elif method == 'DELETE':
+                    cluster.faults.clear()
+                return [f.as_dict() for f in cluster.faults]
+        raise PveError("Method '%s %s' not implemented" % (method, path), 501)
+
+
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, addr, cluster, schema, auth_delay=0.0, verbose=False):
+        self.cluster = cluster
+        self.schema = schema
+        self.auth = Auth()
+        self.auth_delay = auth_delay
+        self.verbose = verbose
+        self.ssl_context = None
+        if ':' in addr[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(addr, Handler)
+
+    def finish_request(self, request, client_address):
+        """TLS handshake in the worker thread, so a slow client never blocks accept()."""
+        try:
+            conn = self.ssl_context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            return
+        try:
+            self.RequestHandlerClass(conn, client_address, self)
+        finally:
+            conn.close()
+
+
+def make_certificate(host, directory):
+    """Self-signed CA + server certificate for HOST; returns (certfile, keyfile, cafile)."""
+    cert, key, ca = (os.path.join(directory, n) for n in ('pve-ssl.pem', 'pve-ssl.key', 'pve-root-ca.pem'))
+    try:
+        from cryptography import x509  # pylint: disable=import-outside-toplevel
+        from cryptography.hazmat.primitives import hashes, serialization  # pylint: disable=import-outside-toplevel
+        from cryptography.hazmat.primitives.asymmetric import ec  # pylint: disable=import-outside-toplevel
+        from cryptography.x509.oid import NameOID  # pylint: disable=import-outside-toplevel
+        import ipaddress  # pylint: disable=import-outside-toplevel
+    except ImportError:
+        return _openssl_certificate(host, cert, key), key, cert
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, 'polyvirt simulator Proxmox VE CA'),
+                         x509.NameAttribute(NameOID.ORGANIZATION_NAME, 'PVE Cluster Manager CA')])
+    ca_cert = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+               .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+               .not_valid_after(now + datetime.timedelta(days=3650))
+               .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+               .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
+                                            key_encipherment=False, data_encipherment=False, key_agreement=False,
+                                            encipher_only=False, decipher_only=False), critical=True)
+               .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+               .sign(ca_key, hashes.SHA256()))
+    srv_key = ec.generate_private_key(ec.SECP256R1())
+    names = [x509.DNSName('localhost'), x509.DNSName('pve'), x509.IPAddress(ipaddress.ip_address('127.0.0.1'))]
+    try:
+        names.append(x509.IPAddress(ipaddress.ip_address(host)))
+    except ValueError:
+        names.append(x509.DNSName(host))
+    srv_cert = (x509.CertificateBuilder()
+                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host),
+                                         x509.NameAttribute(NameOID.ORGANIZATION_NAME, 'PVE Cluster Node')]))
+                .issuer_name(ca_name).public_key(srv_key.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=365))
+                .add_extension(x509.SubjectAlternativeName(names), critical=False)
+                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+                .sign(ca_key, hashes.SHA256()))
+    with open(key, 'wb') as fh:
+        fh.write(srv_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    with open(cert, 'wb') as fh:
+        fh.write(srv_cert.public_bytes(serialization.Encoding.PEM) + ca_cert.public_bytes(serialization.Encoding.PEM))
+    with open(ca, 'wb') as fh:
+        fh.write(ca_cert.public_bytes(serialization.Encoding.PEM))
+    return cert, key, ca
+
+
+def _openssl_certificate(host, cert, key):
+    subprocess.run(['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '365',
+                    '-subj', '/CN=%s' % host, '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
+                    '-keyout', key, '-out', cert], check=True, capture_output=True)
+    return cert
+
+
+def serve(host, port, cluster, schema, cert=None, key=None, cert_dir=None, auth_delay=0.0, verbose=False):
+    """Create the HTTPS server; returns (server, url, cafile)."""
+    server = Server((host, port), cluster, schema, auth_delay=auth_delay, verbose=verbose)
+    cafile = None
+    if not cert:
+        cert_dir = cert_dir or tempfile.mkdtemp(prefix='pve-sim-')
+        cert, key, cafile = make_certificate(host, cert_dir)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.ssl_context = context
+    shown = '[%s]' % host if ':' in host else host
+    url = 'https://%s:%d/api2/json' % (shown, server.server_address[1])
+    return server, url, cafile
