@@ -101,7 +101,7 @@ def make_handler(sim, verbose=False):
             if error:
                 self._send(400, {'detail': error})
                 return
-            first = path.split('/')[0] if path else ''
+            first = path.split('/', maxsplit=1)[0] if path else ''
             if app is not None and first not in APP_ROUTES[app] and not path.startswith('_sim'):
                 self._send(404, {'detail': 'Not found.'})
                 return

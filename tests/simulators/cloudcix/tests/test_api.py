@@ -44,8 +44,8 @@ def test_login_and_errors(sim):
     ok = client.login()
     assert ok.status_code == 201 and set(ok.json()) == {'token'}
     assert len(ok.json()['token'].split('.')) == 3
-    no_key = client.session.post(sim.url + 'auth/login/', json={'email': CREDENTIALS['email'],
-                                                                 'password': CREDENTIALS['password']})
+    no_key = client.session.post(sim.url + 'auth/login/',
+                                 json={'email': CREDENTIALS['email'], 'password': CREDENTIALS['password']})
     assert no_key.status_code == 200 and no_key.json() == {}
     missing = client.session.post(sim.url + 'auth/login/', json={'email': CREDENTIALS['email']})
     assert single_error(missing, 400) == 'membership_token_create_001'
@@ -270,7 +270,7 @@ def test_delete_verb_is_immediate(api):
 def test_unresourced(api):
     cases = [
         seed('lxd_container', specs=[{'quantity': 2, 'sku_name': 'RAM_001'}, {'quantity': 1, 'sku_name': 'vCPU_001'},
-                                      {'quantity': 20, 'sku_name': 'SSD_001'}, {'quantity': 1, 'sku_name': 'NOSUCHOS'}]),
+                                     {'quantity': 20, 'sku_name': 'SSD_001'}, {'quantity': 1, 'sku_name': 'NOSUCHOS'}]),
         seed('hyperv_vm', specs=[{'quantity': 8, 'sku_name': 'RAM_001'}, {'quantity': 4, 'sku_name': 'vCPU_001'},
                                  {'quantity': 100, 'sku_name': 'SSD_001'}, {'quantity': 1, 'sku_name': 'MSServer2022'}]),
         seed('lxd_vm', specs=[{'quantity': 4, 'sku_name': 'RAM_001'}, {'quantity': 2, 'sku_name': 'vCPU_001'},
@@ -450,12 +450,9 @@ def test_volumes(api):
     assert api.wait(VOL, ceph['id'], 'running')['specs'] == [{'quantity': 1000, 'sku_name': 'CEPH_001'}]
     assert field_error(api.patch(path, {'specs': [{'quantity': 10, 'sku_name': 'CEPH_001'}],
                                         'state': 'update_running'}), 'specs')
-    assert field_error(api.post(VOL, {'project_id': 1, 'type': 'hyperv', 'specs': [{'quantity': 250,
-                                                                                      'sku_name': 'SSD_001'}]}),
-                       'instance_id')
-    assert field_error(api.post(VOL, {'project_id': 1, 'type': 'cephfs', 'specs': [{'quantity': 250,
-                                                                                      'sku_name': 'SSD_001'}]}),
-                       'specs')
+    ssd = [{'quantity': 250, 'sku_name': 'SSD_001'}]
+    assert field_error(api.post(VOL, {'project_id': 1, 'type': 'hyperv', 'specs': ssd}), 'instance_id')
+    assert field_error(api.post(VOL, {'project_id': 1, 'type': 'cephfs', 'specs': ssd}), 'specs')
     disk = api.create(VOL, {'project_id': 1, 'instance_id': win, 'name': 'extra', 'type': 'hyperv',
                             'specs': [{'quantity': 250, 'sku_name': 'SSD_001'}]})
     assert disk['instance_id'] == win

@@ -29,9 +29,9 @@ def test_time_scale_zero_finishes_at_once(start):
 def test_fault_http_errors(start):
     sim = start('--time-scale', '0', '--fault', 'error:status=503,count=2,path=compute/instances,method=GET')
     api = Client(sim.url).authenticate()
-    for _ in range(2):
+    for attempt in range(2):
         failed = api.get(INST)
-        assert failed.status_code == 503
+        assert failed.status_code == 503, attempt
         assert failed.headers['Content-Type'].startswith('text/html') and '503' in failed.text
     assert api.get('project/1/').status_code == 200
     assert api.get(INST).status_code == 200
@@ -65,8 +65,8 @@ def test_fault_robot_stall(start):
     sim = start('--time-scale', '0', '--fault', 'robot-stall')
     api = Client(sim.url).authenticate()
     pk = api.create(INST, seed('lxd_container'))['id']
-    for _ in range(3):
-        assert api.read(INST, pk)['state'] == 'pending'  # at time-scale 0 it would be running by now
+    for attempt in range(3):
+        assert api.read(INST, pk)['state'] == 'pending', attempt  # at time-scale 0 it would be running by now
     assert requests.delete(sim.url + '_sim/faults', timeout=10).status_code == 204
     assert api.read(INST, pk)['state'] == 'running'
     # stall only one state: a snapshot revert stays busy, and the instance cannot change state meanwhile
