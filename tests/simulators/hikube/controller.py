@@ -1110,10 +1110,10 @@ class KubeVirtActions:
             vmi = store.get(K_VMI, ns, name)
             strategy = vm["spec"].get("runStrategy") or ("Always" if vm["spec"].get("running") else "Halted")
             if verb == "start":
+                if strategy in ("Always", "Once") and "runStrategy" in vm["spec"]:
+                    raise self._conflict(name, "%s does not support manual start requests" % strategy)
                 if vmi is not None:
                     raise self._conflict(name, "VM is already running")
-                if strategy in ("Always", "RerunOnFailure") and "runStrategy" in vm["spec"]:
-                    raise self._conflict(name, "%s does not support manual start requests" % strategy)
                 if strategy == "Halted":
                     self._set_strategy(vm, "Always")
                 else:
