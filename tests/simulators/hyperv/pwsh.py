@@ -62,8 +62,8 @@ class PSError(Exception):
 def clixml_escape(text):
     """Escape a string the way the CLIXML serializer does (control characters as _xHHHH_)."""
     out = []
-    for ch in text:
-        if ch == '_':
+    for i, ch in enumerate(text):
+        if ch == '_' and re.match(r'_x[0-9A-Fa-f]{4}_', text[i:i + 7]):
             out.append('_x005F_')
         elif ord(ch) < 32 or ch in '\ufffe\uffff':
             out.append('_x%04X_' % ord(ch))

@@ -1,0 +1,167 @@
+# Copyright (c) 2026 polyvirt.compute contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The script contract and the PowerShell checks: grammar, cmdlet table, header, arguments."""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET
+
+from tests.simulators.hyperv import scripts
+from tests.simulators.hyperv.pwsh import Checker
+from tests.simulators.hyperv.tests.conftest import session
+
+
+def stderr_of(client, script):
+    """The error text of a failed script: its CLIXML stderr decoded."""
+    out, err, rc = client.raw(script)
+    assert rc == 1
+    assert out == b''
+    assert err.startswith(b'#< CLIXML\r\n<Objs Version="1.1.0.1"')
+    root = ET.fromstring(err.decode('utf-8').split('\r\n', 1)[1])
+    lines = [node.text or '' for node in root if node.get('S') == 'Error']
+    assert len(lines) == len(root) > 0
+    return re.sub(r'_x([0-9A-F]{4})_', lambda m: chr(int(m.group(1), 16)), ''.join(lines))
+
+
+def run_ps(sim, script):
+    """pywinrm's Session.run_ps, which cleans CLIXML into plain text."""
+    result = session(sim).run_ps(script)
+    return result.status_code, result.std_out.decode('utf-8'), result.std_err.decode('utf-8')
+
+
+def test_every_reference_script_parses_and_binds():
+    checker = Checker()
+    for op in scripts.BODIES:
+        parsed = checker.check(scripts.build(op, {'name': 'x'}))
+        assert parsed.calls, op
+
+
+def test_unknown_cmdlet_uses_powershell_wording(sim):
+    rc, out, err = run_ps(sim, '$x = 1\nGet-VMFrobnicator -Name $x')
+    assert (rc, out) == (1, '')
+    assert err.splitlines()[:4] == [
+        "Get-VMFrobnicator : The term 'Get-VMFrobnicator' is not recognized as the name of a cmdlet, function, script file, or "
+        'operable program. Check the spelling of the name, or if a path was included, verify that the path is correct and try again.',
+        'At line:2 char:1',
+        '+ Get-VMFrobnicator -Name $x',
+        '+ ~~~~~~~~~~~~~~~~~',
+    ]
+    assert '+ CategoryInfo          : ObjectNotFound: (Get-VMFrobnicator:String) [], CommandNotFoundException' in err
+    assert err.rstrip().endswith('+ FullyQualifiedErrorId : CommandNotFoundException')
+
+
+def test_unknown_parameter_uses_powershell_wording(sim):
+    rc, _out, err = run_ps(sim, 'Get-VM -Name x -Bogus 1')
+    assert rc == 1
+    assert err.startswith("Get-VM : A parameter cannot be found that matches parameter name 'Bogus'.\nAt line:1 char:16\n")
+    assert 'FullyQualifiedErrorId : NamedParameterNotFound,Microsoft.HyperV.PowerShell.Commands.GetVM' in err
+
+
+def test_powershell_7_only_parameter_is_unknown_on_5_1(sim):
+    rc, _out, err = run_ps(sim, 'ConvertTo-Json -InputObject @(1) -AsArray')
+    assert rc == 1
+    assert "ConvertTo-Json : A parameter cannot be found that matches parameter name 'AsArray'." in err
+
+
+def test_ambiguous_parameter_prefix(sim):
+    rc, _out, err = run_ps(sim, 'Get-VHD -Path x -C y')
+    assert rc == 1
+    assert "Get-VHD : Parameter cannot be processed because the parameter name 'C' is ambiguous. Possible matches include: " \
+           "-CimSession -ComputerName -Credential." in err
+
+
+def test_unambiguous_prefix_and_aliases_bind(client):
+    body = ("    $vm = Get-VM -Na $a.name -ea SilentlyContinue\n"
+            "    $r = if ($vm) { ConvertTo-PvVm $vm } else { $null }")
+    rc, doc = client.call('vm_get', {'name': 'nobody'}, body=body)
+    assert (rc, doc) == (0, {'ok': True, 'result': None})
+
+
+def test_parse_error_on_the_command_line(sim):
+    rc, _out, err = run_ps(sim, 'if ($x) {\n  Get-VM')
+    assert rc == 1
+    assert "Missing closing '}' in statement block or type definition." in err
+    assert 'ParserError: (:) [], ParentContainsErrorRecordException' in err
+    assert 'FullyQualifiedErrorId : MissingEndCurlyBrace' in err
+
+
+def test_parse_error_over_stdin_comes_from_scriptblock_create(client):
+    err = stderr_of(client, scripts.build('vm_get', {'name': 'x'}, body='    $r = (Get-VM -Name $a.name'))
+    assert 'Exception calling "Create" with "1" argument(s)' in err
+    assert 'ParseException' in err
+
+
+def test_script_without_header_fails_like_an_unknown_command(client):
+    script = scripts.build('vm_list', {}).split('\r\n', 1)[1]
+    err = stderr_of(client, script)
+    assert 'is not recognized as the name of a cmdlet' in err
+    assert 'CommandNotFoundException' in err
+
+
+def test_unknown_operation(client):
+    script = scripts.build('vm_list', {}).replace('polyvirt-hyperv: vm_list', 'polyvirt-hyperv: vm_teleport', 1)
+    assert "unknown operation 'vm_teleport'" in stderr_of(client, script)
+
+
+def test_header_and_body_arguments_must_agree(client):
+    script = scripts.build('vm_get', {'name': 'a'})
+    other = scripts.b64_args({'name': 'b'})
+    tampered = script.replace("FromBase64String('%s')" % scripts.b64_args({'name': 'a'}), "FromBase64String('%s')" % other)
+    assert tampered != script
+    assert 'the arguments the body decodes differ from the header arguments' in stderr_of(client, tampered)
+
+
+def test_body_must_decode_its_arguments(client):
+    script = scripts.build('vm_list', {}).replace('[Convert]::FromBase64String', '[Convert]::FromBase64CharArray')
+    assert 'the body never decodes its arguments' in stderr_of(client, script)
+
+
+def test_missing_required_argument(client):
+    assert 'needs the arguments name' in stderr_of(client, scripts.build('vm_get', {}))
+
+
+def test_user_values_must_not_be_interpolated(client):
+    body = "    $vm = Get-VM -Name 'web-interp'\n    $r = $null"
+    err = stderr_of(client, scripts.build('vm_get', {'name': 'web-interp'}, body=body))
+    assert "the value of argument 'name' appears literally in the script" in err
+    body = '    $vm = Get-VM -Name web-interp\n    $r = $null'
+    assert 'appears literally' in stderr_of(client, scripts.build('vm_get', {'name': 'web-interp'}, body=body))
+
+
+def test_operation_must_call_its_cmdlet_with_the_parameters_its_arguments_imply(client):
+    body = '    Stop-VM -Name $a.name -Force\n    $r = $null'
+    err = stderr_of(client, scripts.build('vm_stop', {'name': 'x', 'mode': 'turnoff'}, body=body))
+    assert "operation 'vm_stop' with these arguments must call Stop-VM -TurnOff" in err
+    body = '    Set-VM -Name $a.name -Notes $a.notes\n    $r = $null'
+    err = stderr_of(client, scripts.build('vm_set', {'name': 'x', 'notes': 'n', 'cpu': 2}, body=body))
+    assert 'must call Set-VMProcessor -Count' in err
+
+
+def test_splatted_parameters_are_checked(client):
+    body = "    $p = @{ Name = $a.name; Colour = 'blue' }\n    $r = Get-VM @p"
+    err = stderr_of(client, scripts.build('vm_get', {'name': 'x'}, body=body))
+    assert "A parameter cannot be found that matches parameter name 'Colour'." in err
+
+
+def test_confirmation_prompt_fails_in_non_interactive_mode(client):
+    body = '    Restore-VMSnapshot -VMName $a.name -Name $a.checkpoint\n    $r = $null'
+    err = stderr_of(client, scripts.build('checkpoint_restore', {'name': 'x', 'checkpoint': 'c'}, body=body))
+    assert 'Restore-VMSnapshot : PowerShell is in NonInteractive mode. Read and Prompt functionality is not available.' in err
+
+
+def test_checkpoint_alias_cmdlet_is_accepted(client):
+    body = '    $r = @(Get-VMCheckpoint -VMName $a.name | ForEach-Object { ConvertTo-PvCheckpoint $_ })'
+    rc, doc = client.call('checkpoint_list', {'name': 'no-such-vm'}, body=body.replace('Get-VMCheckpoint', 'Get-VMSnapshot'))
+    assert rc == 1 and 'unable to find a virtual machine with name "no-such-vm"' in doc['error']
+    out, err, rc = client.raw(scripts.build('checkpoint_list', {'name': 'no-such-vm'}, body=body))
+    assert 'must call Get-VMSnapshot' not in err.decode()
+    assert rc == 1 and json.loads(out)['type'] == 'Microsoft.HyperV.PowerShell.VirtualizationException'
+
+
+def test_bad_encoded_command(sim):
+    result = session(sim).run_cmd('powershell.exe', ['-NoProfile', '-EncodedCommand', '!!!notbase64'])
+    assert result.status_code == 1
+    assert b'is not properly encoded' in result.std_err
