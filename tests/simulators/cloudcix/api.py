@@ -109,9 +109,11 @@ FILTERS = {
     'instance': dict({'id': 'int', 'name': 'str', 'project_id': 'int', 'state': 'str', 'type': 'str',
                       'created': 'str', 'updated': 'str', 'grace_period': 'int'}, **PROJECT_FIELDS),
     'snapshot': dict({'id': 'int', 'name': 'str', 'project_id': 'int', 'instance_id': 'int', 'state': 'str',
-                      'type': 'str', 'created': 'str', 'updated': 'str'}, **PROJECT_FIELDS),
+                      'type': 'str', 'created': 'str', 'updated': 'str',
+                      'resource_links__contra_resource_id': 'int'}, **PROJECT_FIELDS),
     'backup': dict({'id': 'int', 'name': 'str', 'project_id': 'int', 'instance_id': 'int', 'state': 'str',
-                    'type': 'str', 'created': 'str', 'updated': 'str'}, **PROJECT_FIELDS),
+                    'type': 'str', 'created': 'str', 'updated': 'str',
+                    'resource_links__contra_resource_id': 'int'}, **PROJECT_FIELDS),
     'volume': dict({'id': 'int', 'name': 'str', 'project_id': 'int', 'instance_id': 'int', 'state': 'str',
                     'type': 'str', 'created': 'str', 'updated': 'str'}, **PROJECT_FIELDS),
     'image': {'id': 'int', 'sku_name': 'str', 'os_variant': 'str', 'filename': 'str', 'region_id': 'int'},
@@ -499,6 +501,8 @@ class Simulator:
         if kind == 'project':
             return {k: record[k] for k in FILTERS['project']}
         row = {k: record.get(k) for k in FILTERS[kind] if not k.startswith('project__')}
+        if 'resource_links__contra_resource_id' in row:  # the OpenAPI name of the instance filter
+            row['resource_links__contra_resource_id'] = record['instance_id']
         project = self.data['project'].get(str(record['project_id']), {})
         for key in PROJECT_FIELDS:
             row[key] = project.get(key[len('project__'):])
@@ -517,7 +521,9 @@ class Simulator:
             raise single_error(400, '%s_list_001' % service, 'One or more of the sent search fields contains '
                                'invalid values. Please check the sent parameters and ensure they match the required '
                                'patterns, i.e. sending non-integer values for integer fields. (%s)' % exc) from exc
-        return {'content': [self._render(kind, r, base) for r in selected], '_metadata': metadata}
+        # count/page/total are also in the published OpenAPI types; _metadata is what the SDK reads
+        return {'content': [self._render(kind, r, base) for r in selected], '_metadata': metadata,
+                'count': metadata['limit'], 'page': metadata['page'], 'total': metadata['total_records']}
 
     def _render(self, kind, record, base):
         if kind == 'image':
@@ -619,6 +625,21 @@ class Simulator:
                               'Only one interface can be the gateway.')
         return out
 
+    @staticmethod
+    def _iface_shape(interfaces):
+        """Interfaces reduced to what a user sends, to tell whether an update changes them."""
+        if not isinstance(interfaces, list):
+            return interfaces
+        shape = []
+        for iface in interfaces:
+            if not isinstance(iface, dict):
+                return interfaces
+            v4 = [(a.get('address'), bool(a.get('nat', False))) if isinstance(a, dict) else a
+                  for a in iface.get('ipv4_addresses') or []]
+            v6 = [a.get('address') if isinstance(a, dict) else a for a in iface.get('ipv6_addresses') or []]
+            shape.append((bool(iface.get('gateway')), v4, v6))
+        return shape
+
     def _validate_metadata(self, service, method, itype, metadata):
         if not isinstance(metadata, dict):
             raise field_error('%s_%s_124' % (service, method), 'metadata', 'The "metadata" parameter is invalid. '
@@ -704,7 +725,7 @@ class Simulator:
         if inst['state'] != 'running':
             raise field_error('%s_create_107' % service, 'instance_id', 'The "instance_id" parameter is invalid. The '
                               'instance must be running to take a %s (it is %s).' % (kind, inst['state']))
-        name = self._name(service, 'create', data, '%s %s' % (NAMES[kind], time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(self.clock()))))
+        name = self._name(service, 'create', data, 'Compute %s' % NAMES[kind])
         for other in self.data[kind].values():
             if other['instance_id'] == inst['id'] and other['name'] == name and other['state'] != 'deleted':
                 raise field_error('%s_create_108' % service, 'name', 'The "name" parameter is invalid. "name" is '
@@ -774,6 +795,8 @@ class Simulator:
         if kind == 'project':
             self._update_project(service, record, data)
             return
+        if not partial and kind == 'snapshot' and 'state' not in data:
+            raise field_error('%s_update_101' % service, 'state', 'The "state" parameter is required.')
         if not partial and kind == 'instance':
             for field in ('metadata', 'specs'):
                 if field not in data:
@@ -832,15 +855,26 @@ class Simulator:
             updates['grace_period'] = grace
         spec_change = 'specs' in data and data['specs'] != record['specs']
         meta_change = 'metadata' in data and data['metadata'] != record['metadata']
-        if 'interfaces' in data:
-            raise field_error('%s_update_109' % service, 'interfaces', 'The "interfaces" parameter cannot be '
-                              'changed on an existing instance.')
-        if not (spec_change or meta_change):
+        iface_change = 'interfaces' in data and self._iface_shape(data['interfaces']) != self._iface_shape(
+            record['interfaces'])
+        if not (spec_change or meta_change or iface_change):
             return
         if not (changes and state in ('update_running', 'update_stopped')):
-            raise field_error('%s_update_117' % service, 'specs' if spec_change else 'metadata', 'Could not update '
-                              '"specs"/"metadata". You must set "state" to update_running (running instance) or '
-                              'update_stopped (stopped instance) in the same request.')
+            field = 'specs' if spec_change else 'metadata' if meta_change else 'interfaces'
+            raise field_error('%s_update_117' % service, field, 'Could not update "%s". You must set "state" to '
+                              'update_running (running instance) or update_stopped (stopped instance) in the same '
+                              'request.' % field)
+        if iface_change:
+            interfaces = self._validate_interfaces(service, 'update', data['interfaces'], record['project_id'],
+                                                   own_id=record['id'])
+            old = {a['address']: a for i in record['interfaces'] for a in i['ipv4_addresses'] + i['ipv6_addresses']}
+            for iface in interfaces:
+                for addr in iface['ipv4_addresses'] + iface['ipv6_addresses']:
+                    if addr['address'] in old:
+                        addr['id'] = old[addr['address']]['id']
+                        if addr.get('nat') and old[addr['address']].get('nat'):
+                            addr['public_ip'] = old[addr['address']]['public_ip']
+            pending['interfaces'] = interfaces
         if spec_change:
             new = self._specs(service, 'update', data['specs'])
             merged = {self._family(s['sku_name']): s for s in record['specs']}

@@ -461,3 +461,32 @@ def test_volumes(api):
     assert api.wait(VOL, ceph['id'], 'deleted')['state'] == 'deleted'
     assert [v['id'] for v in api.get(VOL, params={'search[type]': 'hyperv', 'search[instance_id]': win}).json()[
         'content']] == [disk['id']]
+
+
+def test_interfaces_update(api):
+    body = seed('lxd_container')
+    pk = api.create(INST, body)['id']
+    path = '%s%d/' % (INST, pk)
+    before = api.wait(INST, pk, 'running')['interfaces'][0]['ipv4_addresses'][0]
+    interfaces = [dict(body['interfaces'][0])]
+    extra = '10.0.200.%d' % (pk % 200 + 2)
+    interfaces[0]['ipv4_addresses'] = interfaces[0]['ipv4_addresses'] + [{'address': extra, 'nat': True}]
+    assert field_error(api.patch(path, {'interfaces': interfaces}), 'interfaces').endswith('_117')
+    same = api.patch(path, {'interfaces': body['interfaces']})  # unchanged interfaces need no state
+    assert same.status_code == 200
+    assert api.patch(path, {'interfaces': interfaces, 'state': 'update_running'}).status_code == 200
+    after = api.wait(INST, pk, 'running')['interfaces'][0]['ipv4_addresses']
+    assert [a['address'] for a in after] == [before['address'], extra]
+    assert after[0]['id'] == before['id'] and after[0]['public_ip'] == before['public_ip']
+    assert after[1]['public_ip'] and after[1]['public_ip'] != before['public_ip']
+
+
+def test_openapi_names(api):
+    pk = api.create(INST, seed('lxd_container'))['id']
+    api.wait(INST, pk, 'running')
+    snap = api.create(SNAP, {'instance_id': pk, 'project_id': 1})
+    assert snap['name'] == 'Compute Snapshot' and snap['type'] == 'lxd'
+    found = api.get(SNAP, params={'search[resource_links__contra_resource_id]': pk}).json()
+    assert [s['id'] for s in found['content']] == [snap['id']]
+    assert (found['count'], found['page'], found['total']) == (50, 0, 1)
+    assert field_error(api.put('%s%d/' % (SNAP, snap['id']), {'name': 'x'}), 'state')
