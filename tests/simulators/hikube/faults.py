@@ -57,9 +57,9 @@ class Faults:
                         continue
                     fault.remaining -= 1
             code = int(args.get("code", "500"))
+            retry = int(args["retry"]) if "retry" in args else (1 if code in (429, 503) else None)
             raise ApiError(code, args.get("reason", REASONS.get(code, "InternalError")),
-                           args.get("message", "injected fault: %s %s" % (verb, rt.plural)),
-                           retry_after=int(args["retry"]) if "retry" in args else (1 if code == 429 else None))
+                           args.get("message", "injected fault: %s %s" % (verb, rt.plural)), retry_after=retry)
 
     def latency(self):
         for fault in self._find("latency"):

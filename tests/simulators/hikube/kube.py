@@ -51,7 +51,7 @@ class ApiError(Exception):
             details["kind"] = self.rt.plural
         if self.causes:
             details["causes"] = self.causes
-        if self.retry_after:
+        if self.retry_after is not None:
             details["retryAfterSeconds"] = self.retry_after
         if details:
             out["details"] = details

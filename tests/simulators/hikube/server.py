@@ -52,8 +52,9 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
         self.send_header("Cache-Control", "no-cache, private")
-        if code == 429 or code == 503:
-            self.send_header("Retry-After", "1")
+        retry = payload.get("details", {}).get("retryAfterSeconds") if isinstance(payload, dict) else None
+        if retry is not None:
+            self.send_header("Retry-After", str(retry))
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
