@@ -201,7 +201,7 @@ def list_tasks(ctx, params):
     c = ctx.cluster
     source = params.get('source', 'archive')
     res = []
-    for task in sorted(c.tasks.values(), key=lambda t: (t.starttime, t.upid), reverse=True):
+    for task in sorted(c.tasks.values(), key=lambda t: (t.starttime, t.seq), reverse=True):
         if task.node != params['node']:
             continue
         if source == 'archive' and task.status == 'running' or source == 'active' and task.status != 'running':
@@ -349,7 +349,9 @@ def delete_content(ctx, params):
                 for suffix in ('.notes', '.log'):
                     c.store(node, params['storage']).pop(re.sub(r'\.(vma|tar)(\.\w+)?$', '', base) + suffix, None)
         task.log('Removed volume \'%s\'' % volid)
-    return c.start_task(node, 'imgdel', volid, ctx.authid, work)
+    # pve-storage names the task after the owner and the storage: no ':' may enter a UPID
+    tid = ('%s@' % owner if owner is not None else '') + params['storage']
+    return c.start_task(node, 'imgdel', tid, ctx.authid, work)
 
 
 # --- guests: listing, config ---------------------------------------------------------------------------------------
@@ -1158,7 +1160,7 @@ def make_template(ctx, params, kind):
                 task.log('renamed %s to %s' % (volid, newname))
             guest.main['template'] = '1'
             c.save()
-    upid = c.start_task(node, 'qmtemplate' if kind == 'qemu' else 'vztemplate', guest.vmid, ctx.authid, work, guest, 'template' if kind == 'lxc' else None)
+    upid = c.start_task(node, 'qmtemplate' if kind == 'qemu' else 'vztemplate', guest.vmid, ctx.authid, work)
     return upid if kind == 'qemu' else None
 
 

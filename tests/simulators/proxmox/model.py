@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import random
@@ -58,7 +59,10 @@ class Fault:
 
 
 class Task:
+    _seq = itertools.count()
+
     def __init__(self, node, ttype, tid, user):
+        self.seq = next(Task._seq)
         self.node = node
         self.type = ttype
         self.id = str(tid)

@@ -18,6 +18,8 @@ INDEX_LIMITS = {
     'net': 32, 'ipconfig': 32, 'ide': 4, 'sata': 6, 'scsi': 31, 'virtio': 16, 'unused': 256, 'hostpci': 16,
     'usb': 14, 'serial': 4, 'parallel': 3, 'numa': 8, 'virtiofs': 10, 'mp': 256, 'dev': 256, 'link': 8,
 }
+# Path variables registered with `fragmentDelimiter => ''` in PVE: they take the rest of the URI (volume IDs contain '/').
+REST_VARS = {'volume'}
 
 
 class Schema:
@@ -60,6 +62,8 @@ class Schema:
                 return res
         if '{}' in cur:
             sub = cur['{}']
+            if sub['__var__'] in REST_VARS:
+                return self._match(sub, [], dict(found, **{sub['__var__']: '/'.join(segs)}))
             res = self._match(sub, segs[1:], dict(found, **{sub['__var__']: seg}))
             if res[0]:
                 return res
