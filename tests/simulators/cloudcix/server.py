@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
@@ -92,6 +93,14 @@ def make_handler(sim, verbose=False):
                 self.wfile.write(payload)
 
         def _serve(self):
+            try:
+                self._serve_one()
+            except Exception:  # pylint: disable=broad-exception-caught
+                traceback.print_exc(file=sys.stderr)
+                self.close_connection = True
+                self._send(500, {'detail': 'A server error occurred.'})
+
+        def _serve_one(self):
             method = self.command
             body, error = self._read_body()
             app, path, query, prefix, host = normalise(self.path, self.headers.get('Host', ''))

@@ -9,6 +9,7 @@ import os
 import queue
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -71,9 +72,10 @@ class Simulator:
 
     def __init__(self, *args):
         self.args = list(args)
+        self.stderr = tempfile.TemporaryFile()  # a file, not a pipe nobody drains
         self.proc = subprocess.Popen(
             [sys.executable, '-m', 'tests.simulators.cloudcix', '--host', '127.0.0.1', '--port', '0'] + self.args,
-            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            cwd=REPO, stdout=subprocess.PIPE, stderr=self.stderr, text=True)
         lines = queue.Queue()
         threading.Thread(target=lambda: lines.put(self.proc.stdout.readline()), daemon=True).start()
         try:
@@ -83,9 +85,15 @@ class Simulator:
             raise RuntimeError('the simulator printed nothing in 20 s')
         if not line.startswith('listening on http://127.0.0.1:'):
             self.proc.kill()
-            raise RuntimeError('unexpected first line %r; stderr: %s' % (line, self.proc.stderr.read()))
+            raise RuntimeError('unexpected first line %r; stderr: %s' % (line, self.errors()))
         self.line = line
         self.url = line.split()[-1]
+        self.stderr_text = None
+
+    def errors(self):
+        """What the simulator wrote on stderr so far."""
+        self.stderr.seek(0)
+        return self.stderr.read().decode('utf-8', 'replace')
 
     def stop(self):
         """SIGTERM; returns the exit code."""
@@ -96,8 +104,12 @@ class Simulator:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        self.proc.stdout.close()
-        self.proc.stderr.close()
+        if not self.stderr.closed:
+            self.proc.stdout.close()
+            self.stderr_text = self.errors()
+            self.stderr.close()
+            if self.proc.returncode != 0 or 'Traceback' in self.stderr_text:
+                sys.stderr.write(self.stderr_text)
         return self.proc.returncode
 
 
@@ -172,6 +184,7 @@ def sim():
     simulator = Simulator('--time-scale', '0.001')
     yield simulator
     assert simulator.stop() == 0
+    assert 'Traceback' not in simulator.stderr_text, 'the simulator hit an internal error'
 
 
 @pytest.fixture(scope='session')
@@ -191,3 +204,4 @@ def start():
     yield _start
     for simulator in started:
         assert simulator.stop() == 0
+        assert 'Traceback' not in simulator.stderr_text, 'the simulator hit an internal error'
