@@ -127,6 +127,10 @@ def full():
     missing = Compute.compute_instances.read(token=token, pk=999999)
     REPORT['missing'] = [missing.status_code, missing.json()['error_code']]
     REPORT['no_token'] = Compute.compute_instances.list(token=None).status_code
+    bad = Compute.compute_instances.create(token=token, data=dict(SEEDS['lxd_container'], name='sdk-bad'))
+    REPORT['bad_project'] = [bad.status_code, bad.json()['errors']['project_id']['error_code']]
+    bad = Compute.compute_snapshots.create(token=token, data={'instance_id': ids['lxd_vm'], 'project_id': 1})
+    REPORT['snapshot_of_deleted'] = [bad.status_code, sorted(bad.json()['errors'])]
 
 
 def main():

@@ -52,6 +52,8 @@ def test_sdk_list_and_read(report):
     assert report['project'] == 'polyvirt-sim'
     assert report['missing'] == [404, 'compute_instance_read_001']
     assert report['no_token'] == 401
+    assert report['bad_project'] == [400, 'compute_instance_create_103']  # the seed's project 123 does not exist
+    assert report['snapshot_of_deleted'] == [400, ['instance_id']]
 
 
 def test_sdk_stop_restart_update(report):
