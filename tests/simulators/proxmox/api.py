@@ -13,7 +13,7 @@ import urllib.parse
 import uuid
 
 from .model import DRIVE_RE, LXC_MP_RE, NEW_DISK_RE, QEMU_VERSION, Guest
-from .pvefmt import PveError, fail, format_size, param_error, parse_property_string, parse_size, print_property_string, split_list
+from .pvefmt import PveError, fail, format_size, param_error, parse_property_string, print_property_string, split_list
 
 ROUTES = {}
 PVE_VERSION = {'version': '9.1.3', 'release': '9.1', 'repoid': 'e5010dc2'}
@@ -524,7 +524,9 @@ def normalize_net(ctx, kind, value):
 
 
 def default_boot(conf):
-    disks = [k for k in ('ide', 'sata', 'scsi', 'virtio') for k in sorted((x for x in conf if re.match('^%s\\d+$' % k, x)), key=lambda x: int(re.sub(r'\D', '', x)))]
+    disks = []
+    for bus in ('ide', 'sata', 'scsi', 'virtio'):
+        disks += sorted((x for x in conf if re.match('^%s\\d+$' % bus, x)), key=lambda x: int(re.sub(r'\D', '', x)))
     order = []
     first_disk = next((d for d in disks if 'media=cdrom' not in conf[d]), None)
     if first_disk:
@@ -553,9 +555,6 @@ def create_qemu(ctx, params):
     vmid = int(params.pop('vmid'))
     if params.get('archive'):
         return restore_guest(ctx, node, vmid, params, 'qemu')
-    for opt in ('force', 'unique', 'live-restore'):
-        if opt in params:
-            param_error({opt: "option can only be used with 'archive'" if False else "missing property required by '%s'" % opt})
     if params.get('sshkeys') is not None:
         check_ssh_keys(urllib.parse.unquote(params['sshkeys']))
     if params.get('pool'):
@@ -1519,7 +1518,6 @@ def vzdump(ctx, params):
             task.log('INFO: Starting Backup of VM %d (%s)' % (guest.vmid, guest.kind))
             with c.lock:
                 if guest.main.get('lock'):
-                    task.warn if False else None
                     task.log('ERROR: Backup of VM %d failed - %s is locked (%s)' % (guest.vmid, guest.label, guest.main['lock']))
                     raise PveError('job errors')
                 guest.main['lock'] = 'backup'
@@ -1780,8 +1778,3 @@ def create_lxc(ctx, params):
         c.remove_guest(guest)
 
     return c.start_task(node, 'vzcreate', vmid, ctx.authid, work, guest, 'create', on_error=cleanup)
-
-
-def unused(*args):
-    del args
-    return parse_size

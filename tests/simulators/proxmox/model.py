@@ -35,7 +35,7 @@ class Fault:
 
     def __init__(self, spec):
         self.spec = spec
-        body, _, count = spec.partition('@')
+        body, dummy, count = spec.partition('@')
         parts = body.split(':', 2)
         self.kind = parts[0]
         if self.kind not in self.KINDS:
@@ -85,7 +85,7 @@ class Task:
         self.log('WARN: ' + msg)
 
     def status_dict(self):
-        user, _, token = self.user.partition('!')
+        user, dummy, token = self.user.partition('!')
         res = {'upid': self.upid, 'node': self.node, 'pid': self.pid, 'pstart': self.pstart, 'starttime': self.starttime,
                'type': self.type, 'id': self.id, 'user': user, 'status': self.status}
         if token:
@@ -267,7 +267,7 @@ class Cluster:
         return cfg
 
     def find_volume(self, node, volid):
-        storeid, _, volname = volid.partition(':')
+        storeid, dummy, volname = volid.partition(':')
         if storeid not in self.storages:
             return None
         return self.store(node, storeid).get(volname)
@@ -281,7 +281,7 @@ class Cluster:
         return vol
 
     def free_volume(self, node, volid):
-        storeid, _, volname = volid.partition(':')
+        storeid, dummy, volname = volid.partition(':')
         self.store(node, storeid).pop(volname, None)
 
     def next_disk_index(self, node, storeid, vmid):
@@ -478,7 +478,8 @@ class Cluster:
     def guest_maxdisk(self, guest):
         key = 'rootfs' if guest.kind == 'lxc' else None
         if key is None:
-            boot = parse_property_string({'order': {'type': 'string'}, 'legacy': {'type': 'string', 'default_key': 1}}, guest.main.get('boot', ''), validate=False)
+            boot_fmt = {'order': {'type': 'string'}, 'legacy': {'type': 'string', 'default_key': 1}}
+            boot = parse_property_string(boot_fmt, guest.main.get('boot', ''), validate=False)
             order = [d for d in re.split(r'[;,\s]+', boot.get('order') or '') if DRIVE_RE.match(d)]
             key = order[0] if order else next((k for k in sorted(guest.main) if DRIVE_RE.match(k) and 'media=cdrom' not in guest.main[k]), None)
         value = guest.main.get(key or '', '')

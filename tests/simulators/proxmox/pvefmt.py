@@ -496,7 +496,7 @@ def parse_config(text):
         if line.startswith('#'):
             desc.append(decode_text(line[1:]))
             continue
-        key, _, value = line.partition(': ')
+        key, dummy, value = line.partition(': ')
         cur[key] = value
     if desc:
         cur['description'] = '\n'.join(desc)

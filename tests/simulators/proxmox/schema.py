@@ -45,7 +45,7 @@ class Schema:
 
     def match(self, path):
         """Return (template, {var: value}) for a concrete path, or (None, None)."""
-        segs = [s for s in path.strip('/').split('/')]
+        segs = path.strip('/').split('/')
         if segs == ['']:
             return None, None
         return self._match(self._root, segs, {})

@@ -172,14 +172,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         m = re.search(r'(?:^|\s)PVEAPIToken(?:=| )([^;]*)', authz)
         if m:
             token = urllib.parse.unquote(m.group(1).strip())
-            tokenid, _, secret = token.rpartition('=')
+            tokenid, dummy, secret = token.rpartition('=')
             if re.match(r'^[^\s!]+@[^\s!]+![A-Za-z][A-Za-z0-9.\-_]+$', tokenid) and tokenid == TOKEN_ID and hmac.compare_digest(secret, TOKEN_SECRET):
                 return tokenid
             self.delay()
             raise PveError('authentication failure', 401)
         ticket = None
         for part in (self.headers.get('Cookie') or '').split(';'):
-            name, _, value = part.strip().partition('=')
+            name, dummy, value = part.strip().partition('=')
             if name == 'PVEAuthCookie':
                 ticket = urllib.parse.unquote(value)
         if ticket is None:

@@ -31,7 +31,7 @@ class Sim:
         self.workdir = workdir
         cmd = [sys.executable, '-m', 'tests.simulators.proxmox', '--host', '127.0.0.1', '--port', '0', '--cert-dir', workdir] + list(args)
         self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        ready, _, _ = select.select([self.proc.stdout], [], [], 30)
+        ready, dummy, dummy = select.select([self.proc.stdout], [], [], 30)
         line = self.proc.stdout.readline() if ready else ''
         m = re.match(r'^listening on (https://([^:/]+):(\d+)/api2/json)\n$', line)
         if not m:

@@ -69,7 +69,7 @@ def test_node_offline(pve, faults):
 def test_http_500_next_calls(pve, faults):
     listed = faults('http-500:/cluster/resources@2')
     assert listed[0]['remaining'] == 2
-    for _ in range(2):
+    for dummy in range(2):
         with pytest.raises(ResourceException) as err:
             pve.cluster.resources.get()
         assert err.value.status_code == 500
