@@ -106,10 +106,10 @@ OPS = {
     'nic_add': (('name', 'nic'), lambda a: [_need('Add-VMNetworkAdapter', 'Name', *(
         (['SwitchName'] if a.get('switch') else []) + (['StaticMacAddress'] if a.get('mac') else [])))]),
     'nic_remove': (('name', 'nic'), lambda a: [_need('Remove-VMNetworkAdapter', 'Name')]),
-    'nic_connect': (('name', 'nic'), lambda a: [_need('Connect-VMNetworkAdapter', 'SwitchName') if a.get('switch')
-                                                 else _need('Disconnect-VMNetworkAdapter')]),
-    'nic_vlan': (('name', 'nic'), lambda a: [_need('Set-VMNetworkAdapterVlan', 'Access', 'VlanId') if a.get('vlan_id')
-                                              else _need('Set-VMNetworkAdapterVlan', 'Untagged')]),
+    'nic_connect': (('name', 'nic'), lambda a: [
+        _need('Connect-VMNetworkAdapter', 'SwitchName') if a.get('switch') else _need('Disconnect-VMNetworkAdapter')]),
+    'nic_vlan': (('name', 'nic'), lambda a: [
+        _need('Set-VMNetworkAdapterVlan', 'Access', 'VlanId') if a.get('vlan_id') else _need('Set-VMNetworkAdapterVlan', 'Untagged')]),
     'checkpoint_list': (('name',), lambda a: [_need('Get-VMSnapshot')]),
     'checkpoint_create': (('name', 'checkpoint'), lambda a: [_need('Checkpoint-VM', 'SnapshotName')]),
     'checkpoint_restore': (('name', 'checkpoint'), lambda a: [_need('Restore-VMSnapshot', 'Name')]),
