@@ -21,6 +21,13 @@ HEADER_RE = re.compile(r'^# polyvirt-hyperv: ([a-z_]+) ([A-Za-z0-9+/]*={0,2})$')
 B64_ARG_RE = re.compile(r"\[Convert\]::FromBase64String\(\s*'([^']*)'\s*\)", re.IGNORECASE)
 BOOTSTRAP_RE = re.compile(r'\[Console\]::In\.ReadToEnd\(\)', re.IGNORECASE)
 ENCODED_FLAGS = ('-encodedcommand', '-enc', '-ec', '-e', '-en', '-enco', '-encod', '-encode', '-encoded')
+PROGRESS_OFF_RE = re.compile(r"\$ProgressPreference\s*=\s*['\"]SilentlyContinue['\"]", re.IGNORECASE)
+# What powershell.exe writes to stderr over WinRS when progress records are not silenced (module loading).
+PROGRESS_CLIXML = (
+    b'#< CLIXML\r\n<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04"><Obj S="progress" RefId="0">'
+    b'<TN RefId="0"><T>System.Management.Automation.PSCustomObject</T><T>System.Object</T></TN><MS><I64 N="SourceId">1</I64>'
+    b'<PR N="Record"><AV>Preparing modules for first use.</AV><AI>0</AI><Nil /><PI>-1</PI><PC>-1</PC><T>Completed</T><SR>-1</SR>'
+    b'<SD> </SD></PR></MS></Obj></Objs>')
 # Argument keys whose values come from users: they must never appear literally in the script body.
 USER_KEYS = ('name', 'new_name', 'path', 'vhd_path', 'vm_path', 'parent_path', 'notes', 'checkpoint', 'nic', 'switch', 'mac')
 # Cmdlets that prompt for confirmation unless one of these parameters is given; -NonInteractive makes the prompt fail.
@@ -212,7 +219,10 @@ class Engine:
             self.check_prompts(parsed, flags)
         except PSError as err:
             return Result(stderr=err.clixml(), rc=1)
-        return self.apply(op, args, parsed, user_is_admin)
+        result = self.apply(op, args, parsed, user_is_admin)
+        if not PROGRESS_OFF_RE.search(script):
+            result.stderr = PROGRESS_CLIXML + result.stderr
+        return result
 
     # --------------------------------------------------------------- checks
     def check_contract(self, parsed):

@@ -216,10 +216,10 @@ def _parse_error(text, tree):
                 msg, fqid = "Missing '%s' in statement." % token, 'MissingToken'
             return PSError(msg, 'ParserError', 'ParentContainsErrorRecordException', fqid=fqid, position=_position(lines, node, 1))
         if node.type == 'ERROR':
-            bad = node.text.decode('utf-8', 'replace').strip().split('\n')[0][:40]
             leaf = node
             while leaf.children:
                 leaf = leaf.children[0]
+            bad = (leaf.text.decode('utf-8', 'replace').strip() or node.text.decode('utf-8', 'replace').strip()).split('\n')[0][:40]
             if bad.startswith(('"', "'")):
                 msg, fqid = 'The string is missing the terminator: %s.' % bad[0], 'TerminatorExpectedAtEndOfString'
             else:

@@ -6,12 +6,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import re
 import xml.etree.ElementTree as ET
 
 from tests.simulators.hyperv import scripts
 from tests.simulators.hyperv.pwsh import Checker
-from tests.simulators.hyperv.tests.conftest import session
+from tests.simulators.hyperv.tests.conftest import REPO, session
 
 
 def stderr_of(client, script):
@@ -165,3 +167,25 @@ def test_bad_encoded_command(sim):
     result = session(sim).run_cmd('powershell.exe', ['-NoProfile', '-EncodedCommand', '!!!notbase64'])
     assert result.status_code == 1
     assert b'is not properly encoded' in result.std_err
+
+
+def test_progress_records_land_on_stderr_unless_silenced(client):
+    script = scripts.build('host_get', {}, minimal=True)
+    out, err, rc = client.raw(script.replace("$ProgressPreference = 'SilentlyContinue'\r\n", ''))
+    assert rc == 0 and json.loads(out)['ok'] is True
+    assert err.startswith(b'#< CLIXML\r\n') and b'<Obj S="progress"' in err
+    out, err, rc = client.raw(script)
+    assert (rc, err) == (0, b'')
+
+
+def test_unexpected_token(sim):
+    rc, _out, err = run_ps(sim, 'Get-VM -Name x )')
+    assert rc == 1
+    assert err.startswith("At line:1 char:16\n+ Get-VM -Name x )\n+                ~\nUnexpected token ')' in expression or statement.")
+
+
+def test_unknown_fault_spec_is_a_usage_error():
+    result = subprocess.run([sys.executable, '-m', 'tests.simulators.hyperv', '--port', '0', '--fault', 'meteor'],
+                            cwd=REPO, capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 2
+    assert "unknown fault 'meteor'" in result.stderr
