@@ -12,7 +12,7 @@ import time
 import urllib.parse
 import uuid
 
-from .model import DRIVE_RE, LXC_MP_RE, NEW_DISK_RE, QEMU_VERSION, Guest
+from .model import CI_KEYS, DRIVE_RE, LXC_MP_RE, NEW_DISK_RE, QEMU_VERSION, Guest
 from .pvefmt import PveError, fail, format_size, param_error, parse_property_string, print_property_string, split_list
 
 ROUTES = {}
@@ -219,18 +219,18 @@ def list_tasks(ctx, params):
 
 @route('GET', '/nodes/{node}/tasks/{upid}')
 def get_task_index(ctx, params):
-    ctx.cluster.task_by_upid(params['upid'])
+    ctx.cluster.task_by_upid(params['upid'], params['node'])
     return [{'name': 'log'}, {'name': 'status'}]
 
 
 @route('GET', '/nodes/{node}/tasks/{upid}/status')
 def get_task_status(ctx, params):
-    return ctx.cluster.task_by_upid(params['upid']).status_dict()
+    return ctx.cluster.task_by_upid(params['upid'], params['node']).status_dict()
 
 
 @route('GET', '/nodes/{node}/tasks/{upid}/log')
 def get_task_log(ctx, params):
-    task = ctx.cluster.task_by_upid(params['upid'])
+    task = ctx.cluster.task_by_upid(params['upid'], params['node'])
     start, limit = int(params.get('start', 0)), int(params.get('limit', 50))
     lines = task.lines[start:start + limit] if limit else task.lines[start:]
     return [{'n': start + i + 1, 't': line} for i, line in enumerate(lines)]
@@ -238,8 +238,10 @@ def get_task_log(ctx, params):
 
 @route('DELETE', '/nodes/{node}/tasks/{upid}')
 def stop_task(ctx, params):
-    task = ctx.cluster.task_by_upid(params['upid'])
-    del task
+    c = ctx.cluster
+    task = c.task_by_upid(params['upid'], params['node'])
+    if task.status == 'running':
+        task.stop_requested = True
     return None
 
 
@@ -1588,9 +1590,6 @@ def cloudinit_dump(ctx, params):
     return c.ci_meta(guest)
 
 
-CI_KEYS = ('cipassword', 'ciuser', 'citype', 'ciupgrade', 'sshkeys', 'nameserver', 'searchdomain', 'cicustom')
-
-
 @route('GET', '/nodes/{node}/qemu/{vmid}/cloudinit')
 def cloudinit_pending(ctx, params):
     guest = ctx.cluster.get_guest(params['node'], params['vmid'], 'qemu')
@@ -1778,3 +1777,83 @@ def create_lxc(ctx, params):
         c.remove_guest(guest)
 
     return c.start_task(node, 'vzcreate', vmid, ctx.authid, work, guest, 'create', on_error=cleanup)
+
+
+# --- unlink / migrate / cluster tasks -----------------------------------------------------------------------------------------
+
+@route('PUT', '/nodes/{node}/qemu/{vmid}/unlink')
+def unlink_qemu(ctx, params):
+    c = ctx.cluster
+    guest = c.get_guest(params['node'], params['vmid'], 'qemu')
+    guest.check_lock()
+    force = params.get('force') == '1'
+    for key in split_list(params['idlist']):
+        value = guest.main.get(key)
+        if value is None:
+            continue
+        volid = value.split(',')[0]
+        del guest.main[key]
+        if key.startswith('unused') or 'cloudinit' in volid or (force and DRIVE_RE.match(key)):
+            if 'media=cdrom' not in value or 'cloudinit' in volid:
+                c.free_volume(guest.node, volid)
+        elif DRIVE_RE.match(key):
+            c.retire_volume(guest, key, value)
+    return None
+
+
+def migrate_guest(ctx, params, kind):
+    c = ctx.cluster
+    node = params['node']
+    guest = c.get_guest(node, params['vmid'], kind)
+    target = params['target']
+    label = guest.label
+    if target == node:
+        fail('target is local node.')
+    if target not in c.nodes:
+        fail("no such cluster node '%s'" % target)
+    if c.node_offline(target):
+        fail("target node '%s' is not online" % target)
+    guest.check_lock()
+    if guest.status == 'running':
+        if kind == 'qemu' and params.get('online') != '1':
+            fail("can't migrate running VM without --online")
+        if kind == 'lxc' and params.get('restart') != '1':
+            fail("lxc live migration is currently not implemented")
+        if kind == 'qemu' and params.get('with-local-disks') != '1' and c.guest_volumes(guest):
+            fail("can't live migrate attached local disks without with-local-disks option")
+    if params.get('targetstorage') or params.get('target-storage'):
+        fail('storage mapping on migration is not supported by the simulator')
+
+    def work(task):
+        task.log('starting migration of %s %d to node \'%s\'' % (label, guest.vmid, target))
+        c.sleep(2.0)
+        with c.lock:
+            running = guest.status == 'running'
+            for sid in c.storages:
+                src = c.store(node, sid)
+                for volname in [n for n, v in src.items() if v.get('vmid') == guest.vmid and v['content'] in ('images', 'rootdir')]:
+                    c.store(target, sid)[volname] = src.pop(volname)
+            guest.node = target
+            if running and kind == 'lxc':
+                c.power_off(guest)
+                c.power_on(guest)
+            task.log('migration finished successfully')
+            c.save()
+    return c.start_task(node, 'qmigrate' if kind == 'qemu' else 'vzmigrate', guest.vmid, ctx.authid, work, guest, 'migrate')
+
+
+@route('POST', '/nodes/{node}/qemu/{vmid}/migrate')
+def migrate_qemu(ctx, params):
+    return migrate_guest(ctx, params, 'qemu')
+
+
+@route('POST', '/nodes/{node}/lxc/{vmid}/migrate')
+def migrate_lxc(ctx, params):
+    return migrate_guest(ctx, params, 'lxc')
+
+
+@route('GET', '/cluster/tasks')
+def cluster_tasks(ctx, params):
+    del params
+    tasks = sorted(ctx.cluster.tasks.values(), key=lambda t: (t.starttime, t.seq), reverse=True)
+    return [t.list_dict() for t in tasks[:1000]]

@@ -21,6 +21,7 @@ DRIVE_RE = re.compile(r'^(ide\d+|sata\d+|scsi\d+|virtio\d+|efidisk0|tpmstate0)$'
 LXC_MP_RE = re.compile(r'^(rootfs|mp\d+)$')
 NEW_DISK_RE = re.compile(r'^(([^/:\s]+):)?(\d+(\.\d+)?)$')
 
+CI_KEYS = ('cipassword', 'ciuser', 'citype', 'ciupgrade', 'sshkeys', 'nameserver', 'searchdomain', 'cicustom')
 SEED_TEMPLATE = 9000
 SEED_OSTEMPLATE = 'debian-12-standard_12.12-1_amd64.tar.zst'
 SEED_CLOUD_IMAGE = 'debian-12-genericcloud-amd64.qcow2'
@@ -76,6 +77,7 @@ class Task:
         self.endtime = None
         self.lines = []
         self.warnings = 0
+        self.stop_requested = False
 
     def log(self, line):
         self.lines.extend(str(line).split('\n'))
@@ -168,6 +170,7 @@ class Cluster:
 
     def __init__(self, nodes=('pve',), time_scale=1.0, faults=(), state_file=None, seed=True):
         self.lock = threading.RLock()
+        self.local = threading.local()
         self.time_scale = time_scale
         self.nodes = {n: {'online': True} for n in nodes}
         self.storages = {
@@ -343,6 +346,7 @@ class Cluster:
         fault_warning = self.fault('task-warning', ttype)
 
         def run():
+            self.local.task = task
             try:
                 if fault_error:
                     self.sleep(0.2)
@@ -374,17 +378,21 @@ class Cluster:
         return task.upid
 
     def sleep(self, seconds):
+        """A task's simulated work; a task stopped with DELETE .../tasks/{upid} ends here."""
         if self.time_scale > 0:
             time.sleep(seconds * self.time_scale)
+        task = getattr(self.local, 'task', None)
+        if task is not None and task.stop_requested:
+            raise PveError('interrupted by signal')
 
-    def task_by_upid(self, upid):
+    def task_by_upid(self, upid, node=None):
         m = re.match(r'^UPID:([a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?):([0-9A-Fa-f]{8}):([0-9A-Fa-f]{8,9}):([0-9A-Fa-f]{8}):([^:\s]+):([^:\s]*):([^:\s]+):$',
                      upid)
         if not m:
             raise PveError('Parameter verification failed.', 400, {'upid': 'unable to parse worker upid'})
         task = self.tasks.get(upid)
-        if not task:
-            fail('no such task')
+        if not task or (node and task.node != node):
+            raise PveError('Parameter verification failed.', 400, {'upid': 'no such task'})
         return task
 
     # --- guest power (shared by qemu and lxc) --------------------------------------------------------------------
@@ -394,6 +402,8 @@ class Cluster:
         guest.started = time.time()
         guest.agent_at = time.time() + self.scaled(1.0)
         self.apply_pending(guest, everything=True)
+        if guest.kind == 'qemu' and any(DRIVE_RE.match(k) and 'cloudinit' in v for k, v in guest.main.items()):
+            guest.conf['cloudinit'] = {k: v for k, v in guest.main.items() if k in CI_KEYS or k.startswith('ipconfig')}
 
     def power_off(self, guest):
         guest.status = 'stopped'

@@ -13,11 +13,12 @@ import urllib.parse
 class PveError(Exception):
     """An API error: HTTP code, message (first line is the reason phrase) and optional errors dict."""
 
-    def __init__(self, msg, code=500, errors=None):
+    def __init__(self, msg, code=500, errors=None, bare=False):
         super().__init__(msg)
         self.code = code
         self.msg = msg
         self.errors = errors
+        self.bare = bare  # no JSON body (the answers of PVE's auth handler)
 
 
 def fail(msg):

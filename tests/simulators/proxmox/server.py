@@ -116,6 +116,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def error(self, exc):
         msg = exc.msg if exc.msg.endswith('\n') else exc.msg + '\n'
         reason = msg.split('\n')[0].replace('\r', '')
+        if exc.bare:
+            self.reply(exc.code, None, reason, body_override=b'')
+            return
         payload = {'data': None, 'message': msg}
         if exc.errors:
             payload['errors'] = exc.errors
@@ -176,7 +179,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if re.match(r'^[^\s!]+@[^\s!]+![A-Za-z][A-Za-z0-9.\-_]+$', tokenid) and tokenid == TOKEN_ID and hmac.compare_digest(secret, TOKEN_SECRET):
                 return tokenid
             self.delay()
-            raise PveError('authentication failure', 401)
+            raise PveError('Authentication failed!', 401, bare=True)
         ticket = None
         for part in (self.headers.get('Cookie') or '').split(';'):
             name, dummy, value = part.strip().partition('=')
@@ -188,14 +191,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 ticket = urllib.parse.unquote(m.group(1))
         if ticket is None:
             self.delay()
-            raise PveError('No ticket', 401)
+            raise PveError('No ticket', 401, bare=True)
         userid = srv.auth.verify_ticket(ticket)
         if not userid:
             self.delay()
-            raise PveError('Authentication failed!', 401)
+            raise PveError('Authentication failed!', 401, bare=True)
         if method != 'GET' and not srv.auth.verify_csrf(self.headers.get('CSRFPreventionToken'), userid):
             self.delay()
-            raise PveError('Permission denied - invalid csrf token', 401)
+            raise PveError('Permission denied - invalid csrf token', 401, bare=True)
         return userid
 
     def delay(self):

@@ -1,0 +1,96 @@
+# Copyright (c) 2026 polyvirt.compute contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Node ownership and migration, cloud-init regeneration tracking, unlink, task listing and stopping."""
+from __future__ import annotations
+
+import pytest
+import requests
+from proxmoxer.core import ResourceException
+
+from .conftest import wait_ok, wait_task
+
+
+@pytest.fixture()
+def clone(pve):
+    newid = int(pve.cluster.nextid.get())
+    wait_ok(pve, pve.nodes('pve').qemu(9000).clone.post(newid=newid, name='more-%d' % newid))
+    yield newid
+    for res in pve.cluster.resources.get(type='vm'):
+        if res['vmid'] == newid:
+            if res['status'] == 'running':
+                wait_ok(pve, pve.nodes(res['node']).qemu(newid).status.stop.post())
+            wait_ok(pve, pve.nodes(res['node']).qemu(newid).delete())
+
+
+def test_auth_handler_401s_have_no_body(sim):
+    resp = requests.get(sim.url + '/version', verify=sim.cafile, timeout=10)
+    assert (resp.status_code, resp.reason, resp.content) == (401, 'No ticket', b'')
+    resp = requests.get(sim.url + '/version', headers={'Authorization': 'PVEAPIToken=root@pam!polyvirt=nope'}, verify=sim.cafile, timeout=10)
+    assert (resp.status_code, resp.reason, resp.content) == (401, 'Authentication failed!', b'')
+
+
+def test_offline_migration_moves_guest_and_disks(pve, clone):
+    status = wait_task(pve, pve.nodes('pve').qemu(clone).status.start.post())
+    assert status['exitstatus'] == 'OK'
+    with pytest.raises(ResourceException) as err:
+        pve.nodes('pve').qemu(clone).migrate.post(target='pve2')
+    assert err.value.content == "can't migrate running VM without --online"
+    wait_ok(pve, pve.nodes('pve').qemu(clone).status.stop.post())
+    with pytest.raises(ResourceException) as err:
+        pve.nodes('pve').qemu(clone).migrate.post(target='pve')
+    assert err.value.content == 'target is local node.'
+    upid = pve.nodes('pve').qemu(clone).migrate.post(target='pve2')
+    assert upid.split(':')[5] == 'qmigrate'
+    assert pve.nodes('pve').qemu(clone).config.get()['lock'] == 'migrate'
+    wait_ok(pve, upid)
+    with pytest.raises(ResourceException) as err:
+        pve.nodes('pve').qemu(clone).config.get()
+    assert err.value.content == "Configuration file 'nodes/pve/qemu-server/%d.conf' does not exist" % clone
+    assert pve.nodes('pve2').qemu(clone).config.get()['name'] == 'more-%d' % clone
+    assert [r['node'] for r in pve.cluster.resources.get(type='vm') if r['vmid'] == clone] == ['pve2']
+    volids = [v['volid'] for v in pve.nodes('pve2').storage('local-lvm').content.get(vmid=clone)]
+    assert 'local-lvm:vm-%d-cloudinit' % clone in volids
+    assert pve.nodes('pve').storage('local-lvm').content.get(vmid=clone) == []
+
+
+def test_cloudinit_pending_until_regenerated(pve, clone):
+    api = pve.nodes('pve').qemu(clone)
+    wait_ok(pve, api.status.start.post())
+    applied = {i['key']: i for i in api.cloudinit.get()}
+    assert applied['ipconfig0'] == {'key': 'ipconfig0', 'value': 'ip=dhcp'}
+    api.config.put(ciuser='ops', ipconfig0='ip=192.0.2.20/24,gw=192.0.2.1')
+    pending = {i['key']: i for i in api.cloudinit.get()}
+    assert pending['ciuser'] == {'key': 'ciuser', 'pending': 'ops'}
+    assert pending['ipconfig0'] == {'key': 'ipconfig0', 'value': 'ip=dhcp', 'pending': 'ip=192.0.2.20/24,gw=192.0.2.1'}
+    assert api.cloudinit.put() is None
+    assert all('pending' not in i for i in api.cloudinit.get())
+
+
+def test_unlink_and_unused_disks(pve, clone):
+    api = pve.nodes('pve').qemu(clone)
+    wait_ok(pve, api.config.post(scsi1='local-lvm:1'))
+    assert api.config.get()['scsi1'] == 'local-lvm:vm-%d-disk-1,size=1G' % clone
+    assert api.unlink.put(idlist='scsi1') is None
+    conf = api.config.get()
+    assert 'scsi1' not in conf and conf['unused0'] == 'local-lvm:vm-%d-disk-1' % clone
+    api.config.put(delete='unused0')
+    assert 'local-lvm:vm-%d-disk-1' % clone not in [v['volid'] for v in pve.nodes('pve').storage('local-lvm').content.get(vmid=clone)]
+
+
+def test_task_listing_and_stop(pve, clone, faults):
+    faults('slow-shutdown:%d' % clone)
+    wait_ok(pve, pve.nodes('pve').qemu(clone).status.start.post())
+    upid = pve.nodes('pve').qemu(clone).status.shutdown.post(timeout=30)
+    active = pve.nodes('pve').tasks.get(source='active')
+    assert upid in [t['upid'] for t in active]
+    assert pve.nodes('pve').tasks(upid).delete() is None
+    status = wait_task(pve, upid)
+    assert status['exitstatus'] == 'interrupted by signal'
+    assert upid in [t['upid'] for t in pve.cluster.tasks.get()]
+    with pytest.raises(ResourceException) as err:
+        pve.nodes('pve2').tasks(upid).status.get()
+    assert (err.value.status_code, err.value.errors) == (400, {'upid': 'no such task'})
+    with pytest.raises(ResourceException) as err:
+        pve.nodes('pve').tasks('UPID:nope').status.get()
+    assert err.value.errors == {'upid': 'unable to parse worker upid'}
