@@ -490,8 +490,9 @@ class Api:
         elif name == "instanceprofile":
             items = [{"value": p["metadata"]["name"]} for p in self.store.list("instancetype.kubevirt.io/virtualmachineclusterpreferences")]
         elif name == "vmdisk":
-            items = [{"value": d["metadata"]["name"], "description": str(cozystack.apply_defaults(d.get("spec") or {}, self.schemas["VMDisk"])
-                                                                          .get("storage"))}
+            schema = self.schemas["VMDisk"]
+            items = [{"value": d["metadata"]["name"],
+                      "description": str(cozystack.apply_defaults(d.get("spec") or {}, schema).get("storage"))}
                      for d in self.store.list("apps.cozystack.io/vmdisks", ns)]
         elif name == "image":
             items = [{"value": p["metadata"]["name"][len("vm-default-images-"):]}

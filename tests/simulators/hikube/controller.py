@@ -12,6 +12,7 @@ import hashlib
 import json
 import threading
 import time
+import traceback
 import uuid
 
 from . import cozystack
@@ -160,7 +161,12 @@ class Controller:
             self.wake.clear()
             if not self.running:
                 break
-            self.settle()
+            try:
+                self.settle()
+            except Exception:  # pylint: disable=broad-except
+                # a controller bug must not stop the loop silently: report it and go on
+                traceback.print_exc()
+                time.sleep(0.5)
 
     def settle(self):
         # lock order everywhere: store.lock, then mutex (request threads may already hold store.lock)
@@ -476,16 +482,16 @@ class Controller:
         if spec.get("cloudInit") or spec.get("sshKeys"):
             disks.append({"name": "cloudinitdisk", "disk": {}})
             volumes.append({"name": "cloudinitdisk", "cloudInitNoCloud": {"secretRef": {"name": release + "-cloud-init"}}})
-            secret = self.store.get(K_SECRET, ns, release + "-cloud-init") or _obj("v1", "Secret", release + "-cloud-init", ns=ns,
-                                                                                   labels=labels)
+            secret = (self.store.get(K_SECRET, ns, release + "-cloud-init")
+                      or _obj("v1", "Secret", release + "-cloud-init", ns=ns, labels=labels))
             secret["type"] = "Opaque"
             secret["data"] = {"userdata": base64.b64encode((spec.get("cloudInit") or "#cloud-config\n").encode()).decode()}
             self.put(K_SECRET, secret)
         else:
             self.remove(K_SECRET, ns, release + "-cloud-init")
         if spec.get("sshKeys"):
-            secret = self.store.get(K_SECRET, ns, release + "-ssh-keys") or _obj("v1", "Secret", release + "-ssh-keys", ns=ns,
-                                                                               labels=labels)
+            secret = (self.store.get(K_SECRET, ns, release + "-ssh-keys")
+                      or _obj("v1", "Secret", release + "-ssh-keys", ns=ns, labels=labels))
             secret["type"] = "Opaque"
             secret["data"] = {"key%d" % i: base64.b64encode(k.encode()).decode() for i, k in enumerate(spec["sshKeys"])}
             self.put(K_SECRET, secret)

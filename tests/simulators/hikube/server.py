@@ -156,7 +156,7 @@ class Handler(BaseHTTPRequestHandler):
         rt = registry.get(group, version, plural)
         if rt is None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        if rt.namespaced and name is not None and ns is None and not (plural == "namespaces"):
+        if rt.namespaced and name is not None and ns is None and plural != "namespaces":
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         if not rt.namespaced and ns is not None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
@@ -285,4 +285,3 @@ class Handler(BaseHTTPRequestHandler):
             if now_match and not was:
                 return {"type": "ADDED", "object": obj}
         return {"type": ev.type, "object": obj} if now_match else None
-

@@ -108,7 +108,10 @@ def test_list_selectors(dyn):
     listing = cms.get(namespace=NS, label_selector="tag=%s" % tag)
     assert listing.kind == "ConfigMapList" and int(listing.metadata.resourceVersion) > 0
     assert len(listing.items) == 3
-    names = lambda sel: sorted(i.metadata.name for i in cms.get(namespace=NS, label_selector=sel).items)  # noqa: E731
+
+    def names(sel):
+        return sorted(i.metadata.name for i in cms.get(namespace=NS, label_selector=sel).items)
+
     assert names("tag=%s,tier in (web,db)" % tag) == ["%s-0" % tag, "%s-1" % tag]
     assert names("tag=%s,tier notin (web,db)" % tag) == ["%s-2" % tag]
     assert names("tag=%s,tier!=web" % tag) == ["%s-1" % tag, "%s-2" % tag]

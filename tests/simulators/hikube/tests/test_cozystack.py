@@ -45,8 +45,8 @@ def make_disk(dyn, name, spec=None):
 
 
 def make_vm(dyn, name, spec):
-    return res(dyn, APPS, "VMInstance").create(namespace=NS, body={"apiVersion": APPS, "kind": "VMInstance",
-                                                                    "metadata": {"name": name}, "spec": spec})
+    body = {"apiVersion": APPS, "kind": "VMInstance", "metadata": {"name": name}, "spec": spec}
+    return res(dyn, APPS, "VMInstance").create(namespace=NS, body=body)
 
 
 def vm_ip(dyn, name):
