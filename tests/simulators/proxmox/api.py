@@ -1043,9 +1043,9 @@ def clone_guest(ctx, params, kind):
     newguest = Guest(newid, kind, node)
     newguest.main['lock'] = 'clone'
     c.guests[newid] = newguest
-    source_running_lock = guest.status != 'running'
-    if source_running_lock:
-        guest.main['lock'] = 'clone'
+    # PVE holds the source's config flock (shared if stopped, exclusive if running) for the whole clone, not a
+    # `lock:` key: parallel clones of a template work, changing the source meanwhile times out.
+    c.hold_flock(guest)
 
     def work(task):
         task.log('create %s clone of drive(s)' % ('full' if full else 'linked'))
@@ -1109,19 +1109,8 @@ def clone_guest(ctx, params, kind):
         del task
         c.remove_guest(newguest)
 
-    upid = c.start_task(node, 'qmclone' if kind == 'qemu' else 'vzclone', vmid, ctx.authid, work, newguest, 'clone', on_error=cleanup)
-    if source_running_lock:
-        task = c.tasks[upid]
-
-        def release():
-            while task.status == 'running':
-                time.sleep(0.01)
-            with c.lock:
-                if guest.main.get('lock') == 'clone':
-                    del guest.main['lock']
-        import threading  # pylint: disable=import-outside-toplevel
-        threading.Thread(target=release, daemon=True).start()
-    return upid
+    return c.start_task(node, 'qmclone' if kind == 'qemu' else 'vzclone', vmid, ctx.authid, work, newguest, 'clone', on_error=cleanup,
+                        on_done=lambda: c.release_flock(guest))
 
 
 @route('POST', '/nodes/{node}/qemu/{vmid}/clone')

@@ -171,6 +171,7 @@ class Cluster:
     def __init__(self, nodes=('pve',), time_scale=1.0, faults=(), state_file=None, seed=True):
         self.lock = threading.RLock()
         self.local = threading.local()
+        self.flock_holders = {}
         self.time_scale = time_scale
         self.nodes = {n: {'online': True} for n in nodes}
         self.storages = {
@@ -330,11 +331,20 @@ class Cluster:
         return guest
 
     def flock(self, guest):
-        if self.fault('lock-timeout', guest.vmid):
+        """Take the config flock for a change: fails if a task holds it (PVE waits 10 s first) or by fault."""
+        if self.flock_holders.get(guest.vmid) or self.fault('lock-timeout', guest.vmid):
             fail("can't lock file '%s' - got timeout" % guest.lock_file())
 
+    def hold_flock(self, guest):
+        self.flock_holders[guest.vmid] = self.flock_holders.get(guest.vmid, 0) + 1
+
+    def release_flock(self, guest):
+        self.flock_holders[guest.vmid] -= 1
+        if not self.flock_holders[guest.vmid]:
+            del self.flock_holders[guest.vmid]
+
     # --- tasks -----------------------------------------------------------------------------------------------------
-    def start_task(self, node, ttype, tid, user, work, guest=None, lock=None, on_error=None):
+    def start_task(self, node, ttype, tid, user, work, guest=None, lock=None, on_error=None, on_done=None):
         """Run WORK(task) in a thread; GUEST keeps `lock: LOCK` until it ends. Returns the UPID."""
         task = Task(node, ttype, tid, user)
         with self.lock:
@@ -369,6 +379,8 @@ class Cluster:
             with self.lock:
                 if guest is not None and lock and guest.main.get('lock') == lock:
                     del guest.main['lock']
+                if on_done:
+                    on_done()
                 task.endtime = int(time.time())
                 task.exitstatus = exit_status
                 task.status = 'stopped'

@@ -115,7 +115,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def error(self, exc):
         msg = exc.msg if exc.msg.endswith('\n') else exc.msg + '\n'
-        reason = msg.split('\n')[0].replace('\r', '')
+        # a CR in the first line makes PVE fall back to the standard phrase; the status line is latin-1
+        first = msg.split('\n')[0]
+        reason = None if '\r' in first else first.encode('latin-1', 'replace').decode('latin-1')
         if exc.bare:
             self.reply(exc.code, None, reason, body_override=b'')
             return
@@ -296,7 +298,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         ctx = api.Ctx(cluster, schema, authid, template)
         with cluster.lock:
             result = handler(ctx, params)
-            cluster.save()
+            if method != 'GET':
+                cluster.save()
         return result
 
     def control(self, method, path, params):

@@ -94,3 +94,17 @@ def test_task_listing_and_stop(pve, clone, faults):
     with pytest.raises(ResourceException) as err:
         pve.nodes('pve').tasks('UPID:nope').status.get()
     assert err.value.errors == {'upid': 'unable to parse worker upid'}
+
+
+def test_parallel_clones_of_a_template_and_source_flock(pve):
+    first, second = int(pve.cluster.nextid.get()), int(pve.cluster.nextid.get()) + 1
+    upids = [pve.nodes('pve').qemu(9000).clone.post(newid=newid, name='par-%d' % newid) for newid in (first, second)]
+    with pytest.raises(ResourceException) as err:
+        pve.nodes('pve').qemu(9000).config.put(description='changed while cloning')
+    assert err.value.content == "can't lock file '/var/lock/qemu-server/lock-9000.conf' - got timeout"
+    assert 'lock' not in pve.nodes('pve').qemu(9000).config.get()
+    for upid in upids:
+        wait_ok(pve, upid)
+    for newid in (first, second):
+        assert pve.nodes('pve').qemu(newid).config.get()['scsi0'].startswith('local-lvm:base-9000-disk-0/vm-%d-disk-0,' % newid)
+        wait_ok(pve, pve.nodes('pve').qemu(newid).delete())
