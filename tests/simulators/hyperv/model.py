@@ -191,6 +191,40 @@ class Host:
             current = key(self.files.get(current, {}).get('parent_path'))
         return keys
 
+    def own_chain(self, path):
+        """The files a VM owns through one drive: its .avhdx checkpoint disks down to its first .vhdx/.vhd."""
+        owned = []
+        for k in self.chain(path):
+            if k not in self.files:
+                break
+            owned.append(self.files[k]['path'])
+            if not k.endswith('.avhdx'):
+                break
+        return owned
+
+    def vm_files(self, vm):
+        """Every disk file of a VM: the chains of its drives and of its checkpoints' drives."""
+        seen = []
+        drives = list(vm['disks']) + [d for cp in vm['checkpoints'] for d in cp['config']['disks']]
+        for drive in drives:
+            for path in self.own_chain(drive['path']):
+                if key(path) not in [key(p) for p in seen]:
+                    seen.append(path)
+        return seen
+
+    def new_avhdx(self, parent_path):
+        parent = self.files[key(parent_path)]
+        root = self.files.get(self.chain(parent_path)[-1], parent)
+        for k in self.chain(parent_path):
+            if not k.endswith('.avhdx'):
+                root = self.files.get(k, root)
+                break
+        stem = basename(root['path']).rsplit('.', 1)[0]
+        path = dirname(parent['path']) + '\\' + '%s_%s.avhdx' % (stem, str(uuid.uuid4()).upper())
+        self.files[key(path)] = {'kind': 'vhd', 'path': path, 'format': 'VHDX', 'type': 'Differencing', 'size': parent['size'],
+                                 'file_size': 4 * MB, 'parent_path': parent['path']}
+        return path
+
     def in_use(self, path, cmdlet, running_only=True):
         for vm in self.users_of(path):
             if not running_only or vm['state'] != 'Off':
@@ -470,7 +504,7 @@ class Host:
             return {'removed': False, 'deleted_files': []}
         if vm.get('stuck'):
             raise self.wrong_state(vm, 'Remove-VM')
-        paths = [d['path'] for d in vm['disks']]
+        paths = self.vm_files(vm)
         vm['state'] = 'Off'
         del self.vms[vm['id']]
         deleted = []
@@ -526,6 +560,9 @@ class Host:
         if size < vhd['size']:
             raise HyperVError("Failed to resize the virtual disk. The system failed to resize '%s': the requested size %d is smaller than "
                               'the current size %d; shrinking is not supported.' % (vhd['path'], size, vhd['size']), cmdlet='Resize-VHD')
+        if key(path).endswith('.avhdx'):
+            raise HyperVError("Failed to resize the virtual disk. '%s' is a checkpoint differencing disk: remove the virtual machine's "
+                              'checkpoints first.' % vhd['path'], cmdlet='Resize-VHD')
         if any(f.get('parent_path') and key(f['parent_path']) == key(path) for f in self.files.values()):
             raise HyperVError("Failed to resize the virtual disk. '%s' is the parent of a differencing disk: the parent must stay "
                               'unmodified.' % vhd['path'], cmdlet='Resize-VHD')
@@ -674,6 +711,9 @@ class Host:
         config = {k: copy.deepcopy(vm[k]) for k in ('cpu', 'memory_startup', 'memory_minimum', 'memory_maximum', 'dynamic_memory',
                                                     'notes', 'nics', 'disks', 'secure_boot')}
         self.pause('checkpoint')
+        for drive in vm['disks']:
+            if key(drive['path']) in self.files:
+                drive['path'] = self.new_avhdx(drive['path'])
         cp = {'id': str(uuid.uuid4()), 'name': args['checkpoint'], 'parent': vm['current_checkpoint'], 'created': now_iso(),
               'type': 'Standard' if memory or vm['checkpoint_type'] == 'Standard' else 'Production',
               'state': vm['state'] if memory else 'Off', 'config': config}
@@ -690,8 +730,16 @@ class Host:
                               cmdlet='Restore-VMSnapshot')
         cp = found[0]
         self.pause('restore')
+        frozen = {key(d['path']) for c in vm['checkpoints'] for d in c['config']['disks']}
+        discarded = [d['path'] for d in vm['disks'] if key(d['path']).endswith('.avhdx') and key(d['path']) not in frozen]
         for k, value in cp['config'].items():
             vm[k] = copy.deepcopy(value)
+        for drive in vm['disks']:
+            if key(drive['path']) in self.files:
+                drive['path'] = self.new_avhdx(drive['path'])
+        for path in discarded:
+            if not any(f.get('parent_path') and key(f['parent_path']) == key(path) for f in self.files.values()):
+                self.files.pop(key(path), None)
         vm['state'] = cp['state']
         if vm['state'] == 'Running':
             vm['running_since'] = time.time()
@@ -726,9 +774,44 @@ class Host:
                     vm['current_checkpoint'] = gone['parent']
                 vm['checkpoints'].remove(gone)
                 removed.append(gone['name'])
+                for drive in gone['config']['disks']:
+                    self.merge(vm, drive['path'])
         return {'removed': removed, 'checkpoints': [self.checkpoint_view(vm, c) for c in vm['checkpoints']]}
 
+    def merge(self, vm, path):
+        """A checkpoint's .avhdx is gone: merge it into its only child, or drop it if nothing uses it."""
+        k = key(path)
+        if not k.endswith('.avhdx') or k not in self.files:
+            return
+        if any(key(d['path']) == k for c in vm['checkpoints'] for d in c['config']['disks']):
+            return
+        if any(key(d['path']) == k for d in vm['disks']):
+            return
+        children = [f for f in self.files.values() if f.get('parent_path') and key(f['parent_path']) == k]
+        if len(children) > 1:
+            return
+        for child in children:
+            child['parent_path'] = self.files[k]['parent_path']
+        del self.files[k]
+
     # ----------------------------------------------------------------- export and import
+    def copy_disks(self, vm, folder, cmdlet):
+        """Copy every disk file of ``vm`` into ``folder``; rewrite parents inside the copy and the drive paths of ``vm``."""
+        sources = self.vm_files(vm)
+        mapping = {key(p): folder + '\\' + basename(p) for p in sources}
+        for target in mapping.values():
+            if key(target) in self.files:
+                raise HyperVError("Failed to %s the virtual machine: the virtual hard disk '%s' already exists."
+                                  % ('import' if cmdlet == 'Import-VM' else 'export', target), cmdlet=cmdlet)
+        for source in sources:
+            copied = dict(self.files[key(source)], path=mapping[key(source)])
+            if copied['parent_path'] and key(copied['parent_path']) in mapping:
+                copied['parent_path'] = mapping[key(copied['parent_path'])]
+            self.files[key(copied['path'])] = copied
+        for drive in list(vm['disks']) + [d for cp in vm['checkpoints'] for d in cp['config']['disks']]:
+            drive['path'] = mapping.get(key(drive['path']), drive['path'])
+        return list(mapping.values())
+
     def vm_export(self, args):
         vm = self.find_vm(args['name'], 'Export-VM')
         self.not_busy(vm, 'Export-VM')
@@ -737,18 +820,10 @@ class Host:
             raise HyperVError("Failed to export the virtual machine '%s'. The folder '%s' already contains an export: "
                               'Cannot create a file when that file already exists. (0x800700B7)' % (vm['name'], root), cmdlet='Export-VM')
         self.pause('export')
-        disks = []
-        for drive in vm['disks']:
-            source = self.files.get(key(drive['path']))
-            if source is None:
-                continue
-            target = root + '\\Virtual Hard Disks\\' + basename(drive['path'])
-            copied = dict(source, path=target)
-            self.files[key(target)] = copied
-            disks.append(target)
-        config = root + '\\Virtual Machines\\' + vm['id'].upper() + '.vmcx'
         snapshot = copy.deepcopy(vm)
+        disks = self.copy_disks(snapshot, root + '\\Virtual Hard Disks', 'Export-VM')
         snapshot['state'] = 'Off'
+        config = root + '\\Virtual Machines\\' + vm['id'].upper() + '.vmcx'
         self.files[key(config)] = {'kind': 'vmcx', 'path': config, 'vm': snapshot}
         return {'path': root, 'config_path': config, 'disks': disks}
 
@@ -758,22 +833,15 @@ class Host:
             raise HyperVError("Failed to import the virtual machine: the configuration file '%s' was not found." % norm(args['path']),
                               cmdlet='Import-VM')
         source = copy.deepcopy(config['vm'])
-        source_dir = dirname(dirname(args['path']))
-        vhd_dest = norm(args.get('vhd_path') or VHD_PATH)
         self.pause('import')
-        new_disks = []
-        for drive in source['disks']:
-            exported = self.files.get(key(source_dir + '\\Virtual Hard Disks\\' + basename(drive['path'])))
-            target = vhd_dest + '\\' + basename(drive['path'])
-            if key(target) in self.files:
-                raise HyperVError("Failed to import the virtual machine: the virtual hard disk '%s' already exists." % target, cmdlet='Import-VM')
-            if exported is None:
-                raise HyperVError("Failed to import the virtual machine: the virtual hard disk '%s' was not found in the export."
-                                  % basename(drive['path']), cmdlet='Import-VM')
-            new_disks.append((target, dict(exported, path=target), dict(drive, path=target)))
-        for target, vhd, _drive in new_disks:
-            self.files[key(target)] = vhd
-        source['disks'] = [drive for _t, _v, drive in new_disks]
+        self.copy_disks(source, norm(args.get('vhd_path') or VHD_PATH), 'Import-VM')
+        ids = {}
+        for cp in source['checkpoints']:
+            ids[cp['id']] = str(uuid.uuid4())
+        for cp in source['checkpoints']:
+            cp['id'] = ids[cp['id']]
+            cp['parent'] = ids.get(cp['parent'])
+        source['current_checkpoint'] = ids.get(source['current_checkpoint'])
         source['id'] = str(uuid.uuid4())
         source['path'] = norm(args.get('vm_path') or VM_PATH)
         source['state'] = 'Off'

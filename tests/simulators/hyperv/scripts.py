@@ -162,12 +162,23 @@ BODIES = {
     'vm_remove': r"""    $vm = Get-VM -Name $a.name -ErrorAction SilentlyContinue
     $deleted = @()
     if ($vm) {
-        $paths = @(Get-VMHardDiskDrive -VM $vm | ForEach-Object { $_.Path })
+        $drives = @(Get-VMHardDiskDrive -VM $vm) + @(Get-VMSnapshot -VM $vm | ForEach-Object { Get-VMHardDiskDrive -VMSnapshot $_ })
+        $paths = @()
+        foreach ($drive in $drives) {
+            $path = $drive.Path
+            while ($path) {
+                if ($paths -notcontains $path) { $paths += $path }
+                if ($path -notlike '*.avhdx') { break }
+                $path = (Get-VHD -Path $path).ParentPath
+            }
+        }
         Remove-VM -VM $vm -Force
         if ($a.delete_disks) {
             foreach ($path in $paths) {
-                Remove-Item -LiteralPath $path -Force
-                $deleted += $path
+                if (Test-Path -LiteralPath $path) {
+                    Remove-Item -LiteralPath $path -Force
+                    $deleted += $path
+                }
             }
         }
     }

@@ -231,3 +231,41 @@ def test_time_scale_delays_boot_and_ip_addresses():
         assert vm['nics'][0]['ips'] and time.monotonic() - started >= 0.8
     finally:
         assert emulator.stop() == 0
+
+
+def test_checkpoints_fork_avhdx_files(client):
+    vm = client.ok('vm_create', {'name': 'forky', 'generation': 2, 'memory_startup': GB, 'new_vhd': {'path': D + 'forky.vhdx', 'size': 8 * GB}})
+    assert vm['disks'][0]['path'] == D + 'forky.vhdx'
+    client.ok('checkpoint_create', {'name': 'forky', 'checkpoint': 'a'})
+    current = client.ok('disk_list', {'name': 'forky'})[0]['path']
+    assert current.startswith(D + 'forky_') and current.endswith('.avhdx')
+    avhdx = client.ok('vhd_get', {'path': current})
+    assert (avhdx['type'], avhdx['parent_path'], avhdx['size']) == ('Differencing', D + 'forky.vhdx', 8 * GB)
+    assert 'checkpoint differencing disk' in client.fails('vhd_resize', {'path': current, 'size': 9 * GB})
+    assert 'parent of a differencing disk' in client.fails('vhd_resize', {'path': D + 'forky.vhdx', 'size': 9 * GB})
+
+    restored = client.ok('checkpoint_restore', {'name': 'forky', 'checkpoint': 'a'})
+    fresh = restored['disks'][0]['path']
+    assert fresh != current and client.ok('vhd_get', {'path': current}) is None  # the discarded state is deleted
+    assert client.ok('vhd_get', {'path': fresh})['parent_path'] == D + 'forky.vhdx'
+    client.ok('checkpoint_create', {'name': 'forky', 'checkpoint': 'b'})
+    second = client.ok('disk_list', {'name': 'forky'})[0]['path']
+    assert client.ok('vhd_get', {'path': second})['parent_path'] == fresh
+
+    export = client.ok('vm_export', {'name': 'forky', 'path': 'E:\\fx'})
+    assert sorted(p.rsplit('\\', 1)[1] for p in export['disks']) == sorted(p.rsplit('\\', 1)[1] for p in (second, fresh, D + 'forky.vhdx'))
+    clone = client.ok('vm_import', {'path': export['config_path'], 'vhd_path': 'F:\\clone', 'new_name': 'forky-clone'})
+    cloned = clone['disks'][0]['path']
+    assert cloned.startswith('F:\\clone\\') and client.ok('vhd_get', {'path': cloned})['parent_path'].startswith('F:\\clone\\')
+    assert [c['name'] for c in client.ok('checkpoint_list', {'name': 'forky-clone'})] == ['a', 'b']
+
+    result = client.ok('checkpoint_remove', {'name': 'forky', 'checkpoint': 'b'})  # merges into the running state
+    assert [c['name'] for c in result['checkpoints']] == ['a']
+    assert client.ok('vhd_get', {'path': second})['parent_path'] == D + 'forky.vhdx'
+    assert client.ok('vhd_get', {'path': fresh}) is None
+
+    removed = client.ok('vm_remove', {'name': 'forky', 'delete_disks': True})
+    assert removed['deleted_files'] == [second, D + 'forky.vhdx']
+    removed = client.ok('vm_remove', {'name': 'forky-clone', 'delete_disks': True})
+    assert len(removed['deleted_files']) == 3
+    assert all(client.ok('vhd_get', {'path': p}) is None for p in removed['deleted_files'])
