@@ -87,6 +87,7 @@ class CmdletTable:
         self.aliases = {}   # lower alias -> lower cmdlet name
         self.common = []
         self.common_aliases = {}
+        self.exclusive = {}  # lower cmdlet -> [[parameters that belong to different parameter sets]]
         with open(path, encoding='utf-8') as handle:
             for raw in handle:
                 line = raw.strip()
@@ -97,6 +98,8 @@ class CmdletTable:
                     self.common, self.common_aliases = self._params(words[1:])
                 elif words[0] == 'alias':
                     self.aliases[words[1].lower()] = words[2].lower()
+                elif words[0] == 'exclusive':
+                    self.exclusive.setdefault(words[1].lower(), []).append(words[2:])
                 else:
                     name = words[1]
                     should_process = name.endswith('*')
@@ -302,7 +305,7 @@ class Checker:
                 for inner in _walk(element):
                     word = inner.text.decode('utf-8')
                     if inner.type == 'variable' and word.startswith('@'):
-                        given_params.extend((k, inner) for k in splats.get(word[1:].lower(), ()))
+                        given_params.extend((k, inner) for k in dict.fromkeys(splats.get(word[1:].lower(), ())))
             for given, element in given_params:
                 try:
                     param = self.table.bind(cmdlet, given)
@@ -317,6 +320,18 @@ class Checker:
                         % (given, ' '.join('-' + p for p in exc.args[0])),
                         'InvalidArgument', 'ParameterBindingException', fqid='AmbiguousParameter,%s' % self.table.class_name(cmdlet),
                         command=cmdlet, target=':', position=_position(lines, element)) from None
+                if param in params:
+                    raise PSError(
+                        "Cannot bind parameter because parameter '%s' is specified more than once. To provide multiple values to "
+                        'parameters that can accept multiple values, use the array syntax. For example, "-parameter value1,value2,value3".'
+                        % param, 'InvalidArgument', 'ParameterBindingException', fqid='ParameterAlreadyBound,%s' % self.table.class_name(cmdlet),
+                        command=cmdlet, position=_position(lines, element))
                 params[param] = element
+            for group in self.table.exclusive.get(cmdlet.lower(), ()):
+                if len([p for p in group if p in params]) > 1:
+                    raise PSError(
+                        'Parameter set cannot be resolved using the specified named parameters.', 'InvalidArgument',
+                        'ParameterBindingException', fqid='AmbiguousParameterSet,%s' % self.table.class_name(cmdlet), command=cmdlet,
+                        position=_position(lines, node))
             calls.append(Call(name, cmdlet, params, node))
         return Script(text, tree, calls)

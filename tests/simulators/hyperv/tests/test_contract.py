@@ -189,3 +189,16 @@ def test_unknown_fault_spec_is_a_usage_error():
                             cwd=REPO, capture_output=True, text=True, timeout=30, check=False)
     assert result.returncode == 2
     assert "unknown fault 'meteor'" in result.stderr
+
+
+def test_parameter_given_twice(sim):
+    rc, _out, err = run_ps(sim, "$p = @{ Name = 'x' }\nGet-VM @p -Name y")
+    assert rc == 1
+    assert err.startswith("Get-VM : Cannot bind parameter because parameter 'Name' is specified more than once.")
+    assert 'ParameterAlreadyBound,Microsoft.HyperV.PowerShell.Commands.GetVM' in err
+
+
+def test_parameters_of_different_sets(sim):
+    rc, _out, err = run_ps(sim, 'Stop-VM -Name x -Save -TurnOff')
+    assert rc == 1
+    assert err.startswith('Stop-VM : Parameter set cannot be resolved using the specified named parameters.')
