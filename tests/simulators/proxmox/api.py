@@ -493,6 +493,10 @@ def prepare_drive(ctx, guest, key, value, task=None, storage_default=None):
         if drive.get('import-from'):
             src = drive.pop('import-from')
             size = c.check_volume(node, src)['size']
+        elif key == 'efidisk0':
+            size = 4 << 20 if drive.get('efitype') == '4m' else 128 << 10
+        elif key == 'tpmstate0':
+            size = 4 << 20
         elif size == 0 and guest.kind == 'qemu':
             fail("%s: invalid size 0 for new disk without 'import-from'" % key)
         content = 'images' if guest.kind == 'qemu' else 'rootdir'
@@ -856,7 +860,8 @@ def power_action(ctx, params, kind, action):
         fail('%s %d not running' % (label, vmid))
     if action == 'shutdown' and guest.paused:
         fail('VM is paused - cannot shutdown')
-    if action in ('start', 'reboot', 'shutdown', 'suspend') and not skiplock:
+    hibernated = guest.main.get('lock') == 'suspended'
+    if action in ('start', 'reboot', 'shutdown', 'suspend') and not skiplock and not (action == 'start' and hibernated):
         guest.check_lock()
     slow = action in ('shutdown', 'reboot') and c.fault('slow-shutdown', vmid)
     timeout = int(params.get('timeout', 60 if action == 'shutdown' else 0) or 0)
@@ -876,7 +881,8 @@ def power_action(ctx, params, kind, action):
             with c.lock:
                 if guest.main.get('lock') == 'suspended':
                     del guest.main['lock']
-                    guest.main.pop('vmstate', None)
+                    if guest.main.get('vmstate'):
+                        c.free_volume(node, guest.main.pop('vmstate'))
                 c.power_on(guest)
                 c.save()
         elif action == 'stop':
@@ -910,6 +916,11 @@ def power_action(ctx, params, kind, action):
                 c.save()
         elif action == 'resume':
             with c.lock:
+                if guest.main.get('lock') == 'suspended':
+                    del guest.main['lock']
+                    if guest.main.get('vmstate'):
+                        c.free_volume(node, guest.main.pop('vmstate'))
+                    c.power_on(guest)
                 guest.paused = False
                 c.save()
         elif action == 'reset':

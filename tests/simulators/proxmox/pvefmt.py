@@ -363,8 +363,8 @@ def check_prop(value, schema, path, errors):
         if not schema.get('optional'):
             _add_error(errors, path, 'property is missing and it is not optional')
         return
-    if isinstance(value, list):
-        _add_error(errors, path, "type check ('%s') failed - got ARRAY" % schema.get('type', 'string'))
+    if isinstance(value, (list, dict)):
+        _add_error(errors, path, "type check ('%s') failed - got %s" % (schema.get('type', 'string'), 'ARRAY' if isinstance(value, list) else 'HASH'))
         return
     ptype = schema.get('type')
     if ptype == 'boolean' and value not in ('0', '1'):

@@ -108,3 +108,30 @@ def test_parallel_clones_of_a_template_and_source_flock(pve):
     for newid in (first, second):
         assert pve.nodes('pve').qemu(newid).config.get()['scsi0'].startswith('local-lvm:base-9000-disk-0/vm-%d-disk-0,' % newid)
         wait_ok(pve, pve.nodes('pve').qemu(newid).delete())
+
+
+def test_special_disks_start_on_create_and_hibernate(pve):
+    vmid = int(pve.cluster.nextid.get())
+    api = pve.nodes('pve').qemu(vmid)
+    wait_ok(pve, pve.nodes('pve').qemu.post(vmid=vmid, start=1, bios='ovmf', efidisk0='local-lvm:1,efitype=4m,pre-enrolled-keys=1',
+                                            tpmstate0='local-lvm:1,version=v2.0', net0='e1000,bridge=vmbr0,tag=10',
+                                            scsi0='local-lvm:0,import-from=local:import/debian-12-genericcloud-amd64.qcow2'))
+    conf = api.config.get()
+    assert conf['efidisk0'] == 'local-lvm:vm-%d-disk-0,efitype=4m,pre-enrolled-keys=1,size=4M' % vmid
+    assert conf['tpmstate0'] == 'local-lvm:vm-%d-disk-1,size=4M,version=v2.0' % vmid
+    assert conf['scsi0'] == 'local-lvm:vm-%d-disk-2,size=3G' % vmid
+    assert conf['net0'].startswith('e1000=BC:24:11:') and conf['net0'].endswith(',bridge=vmbr0,tag=10')
+    assert api.status.current.get()['status'] == 'running'
+    wait_ok(pve, api.status.suspend.post(todisk=1))
+    conf = api.config.get()
+    assert conf['lock'] == 'suspended' and conf['vmstate'].startswith('local-lvm:vm-%d-state-suspend-' % vmid)
+    assert api.status.current.get()['status'] == 'stopped'
+    with pytest.raises(ResourceException) as err:
+        api.config.put(cores=2)
+    assert err.value.content == 'VM is locked (suspended)'
+    wait_ok(pve, api.status.resume.post())
+    conf = api.config.get()
+    assert 'lock' not in conf and 'vmstate' not in conf and api.status.current.get()['status'] == 'running'
+    assert not [v for v in pve.nodes('pve').storage('local-lvm').content.get(vmid=vmid) if 'state' in v['volid']]
+    wait_ok(pve, api.status.stop.post())
+    wait_ok(pve, api.delete())
