@@ -854,27 +854,27 @@ def power_action(ctx, params, kind, action):
     prefix = 'qm' if kind == 'qemu' else 'vz'
     skiplock = params.get('skiplock') == '1'
     vmid = guest.vmid
-    if action == 'reboot' and guest.status != 'running':
+    if action in ('reboot', 'reset') and guest.status != 'running':
         fail('%s %d not running' % (label, vmid))
     if action in ('suspend', 'resume') and guest.status != 'running' and not (action == 'resume' and guest.main.get('lock') == 'suspended'):
         fail('%s %d not running' % (label, vmid))
-    if action == 'shutdown' and guest.paused:
+    paused_stop = action == 'shutdown' and guest.paused
+    if paused_stop and params.get('forceStop') != '1':
         fail('VM is paused - cannot shutdown')
-    hibernated = guest.main.get('lock') == 'suspended'
-    if action in ('start', 'reboot', 'shutdown', 'suspend') and not skiplock and not (action == 'start' and hibernated):
-        guest.check_lock()
     slow = action in ('shutdown', 'reboot') and c.fault('slow-shutdown', vmid)
     timeout = int(params.get('timeout', 60 if action == 'shutdown' else 0) or 0)
     ttype = {'suspend': prefix + ('suspend' if params.get('todisk') == '1' else 'pause') if kind == 'qemu' else 'vzsuspend'}.get(action, prefix + action)
 
     def work(task):
+        # the power workers check the config lock themselves (a task error, not a sync 500)
+        lock = guest.main.get('lock')
+        if lock and not skiplock and action != 'resume' and not (lock == 'suspended' and action in ('start', 'stop')):
+            raise PveError('%s is locked (%s)' % (label, lock))
         if action == 'start':
             if guest.main.get('template') == '1':
                 raise PveError("you can't start a vm if it's a template" if kind == 'qemu' else 'cannot start a template')
             if guest.status == 'running':
                 raise PveError('%s %d already running' % (label, vmid) if kind == 'qemu' else 'CT %d already running' % vmid)
-            if guest.main.get('lock') and not skiplock and guest.main['lock'] != 'suspended':
-                raise PveError('%s is locked (%s)' % (label, guest.main['lock']))
             if kind == 'qemu' and any('cloudinit' in v for k, v in guest.main.items() if DRIVE_RE.match(k)):
                 task.log('generating cloud-init ISO')
             c.sleep(1.0)
@@ -888,12 +888,17 @@ def power_action(ctx, params, kind, action):
         elif action == 'stop':
             c.sleep(0.3)
             with c.lock:
+                if guest.main.get('lock') == 'suspended':
+                    del guest.main['lock']
+                    if guest.main.get('vmstate'):
+                        c.free_volume(node, guest.main.pop('vmstate'))
                 c.power_off(guest)
                 c.save()
         elif action in ('shutdown', 'reboot'):
             if guest.status != 'running':
-                if action == 'shutdown':
-                    return
+                return
+            if paused_stop:
+                task.warn('VM is paused - stop instead of shutdown')
             if slow:
                 c.sleep(min(timeout, 3) if timeout else 3)
                 if action == 'reboot' or params.get('forceStop', '1' if kind == 'lxc' else '0') != '1':
@@ -1519,7 +1524,7 @@ def vzdump(ctx, params):
         for guest in guests:
             task.log('INFO: Starting Backup of VM %d (%s)' % (guest.vmid, guest.kind))
             with c.lock:
-                if guest.main.get('lock'):
+                if guest.main.get('lock') and guest is not prelocked:
                     task.log('ERROR: Backup of VM %d failed - %s is locked (%s)' % (guest.vmid, guest.label, guest.main['lock']))
                     raise PveError('job errors')
                 guest.main['lock'] = 'backup'
@@ -1558,8 +1563,18 @@ def vzdump(ctx, params):
                     if mode == 'stop' and was_running:
                         c.power_on(guest)
                     c.save()
+    # the worker locks each guest in turn as it reaches it; the first one is locked before we answer, so a
+    # client sees `lock: backup` right after getting the UPID (on PVE it appears a few milliseconds later)
+    prelocked = guests[0] if guests and not guests[0].main.get('lock') else None
+    if prelocked:
+        prelocked.main['lock'] = 'backup'
+
+    def unlock(task):
+        del task
+        if prelocked and prelocked.main.get('lock') == 'backup':
+            del prelocked.main['lock']
     tid = str(vmids[0]) if len(vmids) == 1 else ''
-    return c.start_task(node, 'vzdump', tid, ctx.authid, work)
+    return c.start_task(node, 'vzdump', tid, ctx.authid, work, on_error=unlock)
 
 
 @route('GET', '/nodes/{node}/vzdump/extractconfig')

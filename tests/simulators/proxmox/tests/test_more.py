@@ -135,3 +135,15 @@ def test_special_disks_start_on_create_and_hibernate(pve):
     assert not [v for v in pve.nodes('pve').storage('local-lvm').content.get(vmid=vmid) if 'state' in v['volid']]
     wait_ok(pve, api.status.stop.post())
     wait_ok(pve, api.delete())
+
+
+def test_power_workers_check_locks(pve, clone):
+    upid = pve.nodes('pve').vzdump.post(vmid=clone, storage='local')
+    status = wait_task(pve, pve.nodes('pve').qemu(clone).status.start.post())
+    assert status['exitstatus'] == 'VM is locked (backup)'
+    wait_ok(pve, upid)
+    for backup in pve.nodes('pve').storage('local').content.get(content='backup', vmid=clone):
+        wait_ok(pve, pve.nodes('pve').storage('local').content(backup['volid']).delete())
+    with pytest.raises(ResourceException) as err:
+        pve.nodes('pve').qemu(clone).status.reboot.post()
+    assert err.value.content == 'VM %d not running' % clone
