@@ -4,8 +4,9 @@ PYTHON ?= python3
 VENV ?= .venv
 VPY := $(VENV)/bin/python
 BIN := $(CURDIR)/$(VENV)/bin
-# ansible-test needs the collection under .../ansible_collections/polyvirt/compute: we copy it there.
-TEST_TREE := $(CURDIR)/.build/test/ansible_collections/polyvirt/compute
+# ansible-test needs the collection under .../ansible_collections/polyvirt/compute, outside any git
+# checkout (inside ours it would list files through git, where .build is ignored): we copy it there.
+TEST_TREE ?= $(or $(TMPDIR),/tmp)/polyvirt-compute-test/ansible_collections/polyvirt/compute
 # ansible-playbook finds the collection through a symlink to this checkout.
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.build/collections
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
@@ -13,7 +14,7 @@ export PATH := $(BIN):$(PATH)
 
 REQS := $(wildcard requirements/*.txt) tests/requirements.txt $(wildcard tests/simulators/*/requirements.txt)
 
-.PHONY: help venv collection lab demo demo-clean test sanity units simulators integration bench clean
+.PHONY: help venv collection pip-bootstrap test-tree lab demo demo-clean test sanity units simulators integration bench clean
 
 help:
 	@echo "make demo        fresh machine -> LXD lab -> playbooks/demo.yml (make demo-clean removes the guests)"
@@ -49,10 +50,16 @@ test-tree:
 	@rm -rf $(TEST_TREE) && mkdir -p $(TEST_TREE)
 	@git ls-files -z --cached --others --exclude-standard | xargs -0 -I{} cp --parents -P {} $(TEST_TREE)/ 2>/dev/null || true
 
-sanity: venv test-tree
+# ansible-test --venv downloads a pip bootstrap script from a host we cannot reach: seed its cache with ours.
+pip-bootstrap: venv
+	@v=$$(sed -n "s/^ *pip='\([0-9.]*\)',/\1/p" $(VENV)/lib/python3*/site-packages/ansible_test/_internal/python_requirements.py | head -n 1); \
+	  cache=$$HOME/.ansible/test/cache/get_pip_$${v//./_}.py; \
+	  [ -s "$$cache" ] || { mkdir -p "$$(dirname "$$cache")" && cp tests/sanity/pip_bootstrap.py "$$cache"; }
+
+sanity: venv test-tree pip-bootstrap
 	cd $(TEST_TREE) && $(BIN)/ansible-test sanity --venv --python 3.11 --color no
 
-units: venv test-tree
+units: venv test-tree pip-bootstrap
 	cd $(TEST_TREE) && $(BIN)/ansible-test units --venv --python 3.11 --color no
 
 simulators: venv

@@ -154,7 +154,7 @@ class InstanceReconciler:
         if self.raw is None:  # check mode: nothing exists to power or wait for
             return self._result(predicted_instance(self.backend, spec))
         self._power(spec, deadline)
-        if self.params.get("wait", True) and spec["state"] in ("started", "restarted"):
+        if self.params.get("wait", True) and not self.check_mode and spec["state"] in ("started", "restarted"):
             self._wait(spec, deadline)
         return self._result(self.backend.describe_instance(self.raw))
 
@@ -170,10 +170,8 @@ class InstanceReconciler:
             return self._result({})
         before = self.backend.describe_instance(self.raw)
         self.tracker.whole(_diffable(before), None)
-        self.tracker.action("delete instance %s" % self.name)
-        if not self.check_mode:
-            with self._context("delete"):
-                self.backend.delete_instance(self.raw, self.params.get("force"), deadline)
+        with self._context("delete"):
+            self._do("delete instance %s" % self.name, self.backend.delete_instance, self.raw, self.params.get("force"), deadline)
         self.raw = None
         return self._result({})
 
@@ -182,12 +180,17 @@ class InstanceReconciler:
             if not spec["image"]:
                 raise InvalidInput("image is required to create a new instance")
             self.tracker.whole(None, _diffable(predicted_instance(self.backend, spec)))
-            self.tracker.action("create %s %s from %s" % (spec["type"], self.name, spec["image"]))
+            self.raw = self._do("create %s %s from %s" % (spec["type"], self.name, spec["image"]), self.backend.create_instance, spec, deadline)
             if self.check_mode:
                 self._plan_power_for_new(spec)
                 return
-            self.raw = self.backend.create_instance(spec, deadline)
             self.created = True
+
+    def _do(self, action, call, *args):
+        """Record ``action`` and, outside check mode, do it first: a failed call is not reported as done."""
+        result = None if self.check_mode else call(*args)
+        self.tracker.action(action)
+        return result
 
     def _plan_power_for_new(self, spec):
         for action in {"started": ["start"], "restarted": ["start"], "paused": ["start", "pause"]}.get(spec["state"], []):
@@ -207,9 +210,8 @@ class InstanceReconciler:
             return
         with self._context("update"):
             self.backend.check_update(self.raw, changes)
-            self.tracker.action("update %s of instance %s" % (", ".join(sorted(changes)), self.name))
-            if not self.check_mode:
-                self.raw = self.backend.update_instance(self.raw, changes, deadline)
+            updated = self._do("update %s of instance %s" % (", ".join(sorted(changes)), self.name), self.backend.update_instance, self.raw, changes, deadline)
+            self.raw = updated or self.raw
 
     def _warn_cloud_init(self, spec, current):
         for key in ("user_data", "network_config"):
@@ -230,12 +232,9 @@ class InstanceReconciler:
         for action in actions:
             if not self.created:
                 self.tracker.add("state", current, POWER_RESULT[action])
-            self.tracker.action("%s instance %s" % (action, self.name))
-            if self.check_mode:
-                continue
             with self._context(action):
                 try:
-                    self.raw = self.backend.power(self.raw, action, spec["force"], deadline)
+                    self.raw = self._do("%s instance %s" % (action, self.name), self.backend.power, self.raw, action, spec["force"], deadline) or self.raw
                 except PolyvirtError as exc:
                     if self.created:
                         self._roll_back(exc, deadline)
@@ -256,7 +255,7 @@ class InstanceReconciler:
 
     def _wait(self, spec, deadline):
         for condition in spec["wait_for"] or ["running"]:
-            with self._context("wait for %s of" % condition.replace("_", "-")):
+            with self._context("wait for"):
                 self.raw, report = self.backend.wait_for(self.name, condition, deadline)
             if condition == "cloud_init":
                 self.extra["cloud_init"] = report

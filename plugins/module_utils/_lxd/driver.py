@@ -301,7 +301,7 @@ class LxdBackend(Backend):
             path = output.get(stream)
             texts.append(self.client.get_text(path) if path else "")
             if path:
-                self.client.request("DELETE", path, project=False)
+                self.client.request("DELETE", path)
         return result.get("return"), texts[0], texts[1]
 
 

@@ -179,7 +179,7 @@ class LxdClient:
 
     def get_text(self, path):
         """A plain-text resource (exec output logs are served as text, not JSON)."""
-        response = self._send("GET", path)
+        response = self._send("GET", self._url(path))
         body = response.read()
         if response.status >= 400:
             raise error_for(response.status, body.decode("utf-8", "replace")[:500] or response.reason)
