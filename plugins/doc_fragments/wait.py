@@ -11,7 +11,7 @@ class ModuleDocFragment:
 options:
   wait:
     description:
-      - Wait for the requested conditions (for example O(wait_for) of the instance module) before returning.
+      - Wait for the requested conditions (for example O(polyvirt.compute.instance#module:wait_for)) before returning.
       - Operations that a later step of the same task depends on are always awaited.
     type: bool
     default: true

@@ -18,7 +18,7 @@ description:
   - Asking for something the backend cannot do fails before any change with
     C(<feature> is not supported by the <backend> backend); see the capability table in the collection's README.
 author:
-  - polyvirt.compute developers
+  - polyvirt.compute developers (@polyvirt)
 extends_documentation_fragment:
   - polyvirt.compute.connection
   - polyvirt.compute.wait

@@ -13,7 +13,7 @@ description:
   - Returns the instances of a backend in the same normalised shape as M(polyvirt.compute.instance).
   - One list call per backend where its API allows, never one call per instance.
 author:
-  - polyvirt.compute developers
+  - polyvirt.compute developers (@polyvirt)
 extends_documentation_fragment:
   - polyvirt.compute.connection
   - polyvirt.compute.wait
