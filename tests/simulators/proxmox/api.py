@@ -12,10 +12,11 @@ import time
 import urllib.parse
 import uuid
 
-from .model import CI_KEYS, DRIVE_RE, LXC_MP_RE, NEW_DISK_RE, QEMU_VERSION, Guest
-from .pvefmt import PveError, fail, format_size, param_error, parse_property_string, print_property_string, split_list
+from .model import CI_KEYS, DRIVE_RE, FILE_STORAGE, LXC_MP_RE, NEW_DISK_RE, QEMU_VERSION, Guest
+from .pvefmt import HASH_FORMATS, PveError, fail, format_size, param_error, parse_property_string, print_property_string, split_list
 
 ROUTES = {}
+PRUNE_FORMAT = HASH_FORMATS['prune-backups']
 PVE_VERSION = {'version': '9.1.3', 'release': '9.1', 'repoid': 'e5010dc2'}
 QEMU_CONFIG = '/nodes/{node}/qemu/{vmid}/config'
 LXC_CONFIG = '/nodes/{node}/lxc/{vmid}/config'
@@ -475,11 +476,11 @@ def prepare_drive(ctx, guest, key, value, task=None, storage_default=None):
     if guest.kind == 'qemu' and re.match(r'^[^:]+:cloudinit$', volid):
         sid = volid.split(':')[0]
         name = 'vm-%d-cloudinit' % guest.vmid
-        if c.storage_cfg(sid)['type'] == 'dir':
+        if c.storage_cfg(sid)['type'] in FILE_STORAGE:
             name += '.qcow2'
-        if c.find_volume(node, '%s:%s' % (sid, name if c.storages[sid]['type'] != 'dir' else '%d/%s' % (guest.vmid, name))):
+        if c.find_volume(node, '%s:%s' % (sid, name if c.storages[sid]['type'] not in FILE_STORAGE else '%d/%s' % (guest.vmid, name))):
             fail("unable to create cloud-init disk: volume %s already exists" % name)
-        newvol = c.alloc_volume(node, sid, guest.vmid, 4 << 20, fmt='qcow2' if c.storages[sid]['type'] == 'dir' else None, name=name)
+        newvol = c.alloc_volume(node, sid, guest.vmid, 4 << 20, fmt='qcow2' if c.storages[sid]['type'] in FILE_STORAGE else None, name=name)
         drive = {'file': newvol, 'media': 'cdrom'}
         if task:
             task.log('%s: successfully created disk \'%s,media=cdrom\'' % (key, newvol))
@@ -1039,9 +1040,11 @@ def clone_guest(ctx, params, kind):
         fail("parameter 'storage' not allowed for linked clones")
     if params.get('format') and not full:
         fail("parameter 'format' not allowed for linked clones")
-    if target:
+    src_conf = guest.conf['snapshots'][snapname] if snapname else guest.main
+    if target and not all(c.storages.get(volid.split(':')[0], {}).get('shared') for _k, volid in c.guest_volumes(guest, src_conf)):
         fail("can't clone VM to node '%s' (VM uses local storage)" % target if kind == 'qemu' else
              "Can't clone CT to node '%s' (CT uses local storage)" % target)
+    dest = target or node
     if newid in c.guests:
         if kind == 'qemu':
             fail('unable to create VM %d: config file already exists' % newid)
@@ -1056,7 +1059,7 @@ def clone_guest(ctx, params, kind):
             if not is_template or '/base-' not in '/' + volid.split(':', 1)[-1]:
                 fail("Linked clone feature is not supported for drive '%s'" % key if kind == 'qemu' else
                      "Linked clone feature for '%s' is not available" % volid)
-    newguest = Guest(newid, kind, node)
+    newguest = Guest(newid, kind, dest)
     newguest.main['lock'] = 'clone'
     c.guests[newid] = newguest
     # PVE holds the source's config flock (shared if stopped, exclusive if running) for the whole clone, not a
@@ -1080,23 +1083,23 @@ def clone_guest(ctx, params, kind):
                         continue
                     if 'cloudinit' in volid:
                         sid = volid.split(':')[0]
-                        name = 'vm-%d-cloudinit' % newid + ('.qcow2' if c.storages[sid]['type'] == 'dir' else '')
-                        drive[volkey] = c.alloc_volume(node, sid, newid, 4 << 20, name=name,
-                                                       fmt='qcow2' if c.storages[sid]['type'] == 'dir' else None)
+                        name = 'vm-%d-cloudinit' % newid + ('.qcow2' if c.storages[sid]['type'] in FILE_STORAGE else '')
+                        drive[volkey] = c.alloc_volume(dest, sid, newid, 4 << 20, name=name,
+                                                       fmt='qcow2' if c.storages[sid]['type'] in FILE_STORAGE else None)
                         conf[key] = print_property_string(drive, fmt)
                         continue
                     size = c.volume_size(node, volid)
                     sid = volid.split(':')[0]
                     if full:
-                        new = c.alloc_volume(node, storage or sid, newid, size, fmt=params.get('format'),
+                        new = c.alloc_volume(dest, storage or sid, newid, size, fmt=params.get('format'),
                                              content='images' if kind == 'qemu' else 'rootdir')
                         drive[volkey] = new
                         drive.pop('format', None)
                     else:
-                        name = 'vm-%d-disk-%d' % (newid, c.next_disk_index(node, sid, newid))
+                        name = 'vm-%d-disk-%d' % (newid, c.next_disk_index(dest, sid, newid))
                         base = volid.split(':', 1)[1]
                         new = '%s:%s/%s' % (sid, base, name)
-                        c.store(node, sid)['%s/%s' % (base, name)] = {'size': size, 'format': 'raw', 'content': 'images' if kind == 'qemu' else 'rootdir',
+                        c.store(dest, sid)['%s/%s' % (base, name)] = {'size': size, 'format': 'raw', 'content': 'images' if kind == 'qemu' else 'rootdir',
                                                                       'vmid': newid, 'ctime': int(time.time()), 'parent': base}
                         drive[volkey] = new
                     drive['size'] = format_size(size)
@@ -1519,6 +1522,7 @@ def vzdump(ctx, params):
     compress = params.get('compress', '0')
     ext = {'0': '', 'gzip': '.gz', '1': '.lzo', 'lzo': '.lzo', 'zstd': '.zst'}[compress]
     mode = params.get('mode', 'snapshot')
+    prune = parse_property_string(PRUNE_FORMAT, params['prune-backups'], validate=False) if params.get('prune-backups') else None
 
     def work(task):
         for guest in guests:
@@ -1556,6 +1560,8 @@ def vzdump(ctx, params):
                         'config': conf, 'disks': disks}
                     task.log('INFO: creating vzdump archive \'%s/dump/%s.%s\'' % (c.storages[storage].get('path', ''), base, fmt))
                     task.log('INFO: Finished Backup of VM %d' % guest.vmid)
+                    if prune:
+                        prune_backups(c, task, node, storage, guest.vmid, prune)
             finally:
                 with c.lock:
                     if guest.main.get('lock') == 'backup':
@@ -1575,6 +1581,21 @@ def vzdump(ctx, params):
             del prelocked.main['lock']
     tid = str(vmids[0]) if len(vmids) == 1 else ''
     return c.start_task(node, 'vzdump', tid, ctx.authid, work, on_error=unlock)
+
+
+def prune_backups(c, task, node, storage, vmid, prune):
+    """Apply `prune-backups` after a backup: keep-last (and keep-all) are honoured, other keep-* keep everything."""
+    if prune.get('keep-all') == '1' or 'keep-last' not in prune:
+        return
+    keep = int(prune['keep-last'])
+    store = c.store(node, storage)
+    backups = sorted(((v['ctime'], n) for n, v in store.items() if v['content'] == 'backup' and v.get('vmid') == vmid), reverse=True)
+    task.log('INFO: prune older backups with retention: keep-last=%d' % keep)
+    for _ctime, volname in backups[keep:]:
+        if store[volname].get('protected'):
+            continue
+        task.log("INFO: removing backup '%s:%s'" % (storage, volname))
+        del store[volname]
 
 
 @route('GET', '/nodes/{node}/vzdump/extractconfig')
@@ -1872,3 +1893,61 @@ def cluster_tasks(ctx, params):
     del params
     tasks = sorted(ctx.cluster.tasks.values(), key=lambda t: (t.starttime, t.seq), reverse=True)
     return [t.list_dict() for t in tasks[:1000]]
+
+
+# --- agent exec (only what a provisioning tool asks a fresh cloud image) ------------------------------------------------------
+
+def simulated_exec(guest, argv):
+    """(exitcode, stdout, stderr) of a command in the simulated guest."""
+    cmd = ' '.join(argv)
+    if re.match(r'^(/usr/bin/)?cloud-init status\b', cmd):
+        return 0, 'status: done\n', ''
+    if argv and argv[0] in ('true', '/bin/true'):
+        return 0, '', ''
+    if argv and argv[0] in ('hostname', '/bin/hostname'):
+        return 0, (guest.main.get('name') or 'VM%d' % guest.vmid).split('.')[0] + '\n', ''
+    if argv and argv[0] in ('cat', '/bin/cat') and argv[1:] == ['/etc/os-release']:
+        return 0, 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n', ''
+    return 127, '', 'sh: 1: %s: not found (polyvirt simulator guest)\n' % (argv[0] if argv else '')
+
+
+@route('POST', '/nodes/{node}/qemu/{vmid}/agent/exec')
+def agent_exec(ctx, params):
+    guest = agent_guest(ctx, params)
+    argv = params['command'] if isinstance(params['command'], list) else [params['command']]
+    if len(argv) == 1 and ' ' in argv[0]:
+        argv = argv[0].split()
+    pid = 1000 + len(guest.execs)
+    guest.execs[pid] = simulated_exec(guest, argv)
+    return {'pid': pid}
+
+
+@route('GET', '/nodes/{node}/qemu/{vmid}/agent/exec-status')
+def agent_exec_status(ctx, params):
+    guest = agent_guest(ctx, params)
+    result = guest.execs.get(int(params['pid']))
+    if result is None:
+        fail('Agent error: Invalid parameter \'pid\'')
+    code, out, err = result
+    res = {'exited': 1, 'exitcode': code}
+    if out:
+        res['out-data'] = out
+    if err:
+        res['err-data'] = err
+    return res
+
+
+# --- backup notes / protection -----------------------------------------------------------------------------------------------
+
+@route('PUT', '/nodes/{node}/storage/{storage}/content/{volume}')
+def update_content(ctx, params):
+    c = ctx.cluster
+    volid = normalize_volid(params)
+    vol = c.check_volume(params['node'], volid)
+    if params.get('notes') is not None:
+        vol['notes'] = params['notes']
+    if params.get('protected') is not None:
+        if vol['content'] != 'backup':
+            fail('volume protection is only supported for backups')
+        vol['protected'] = int(params['protected'])
+    return None

@@ -25,6 +25,7 @@ CI_KEYS = ('cipassword', 'ciuser', 'citype', 'ciupgrade', 'sshkeys', 'nameserver
 SEED_TEMPLATE = 9000
 SEED_OSTEMPLATE = 'debian-12-standard_12.12-1_amd64.tar.zst'
 SEED_CLOUD_IMAGE = 'debian-12-genericcloud-amd64.qcow2'
+FILE_STORAGE = ('dir', 'nfs')
 SIM_DNS = {'search': 'polyvirt.lan', 'nameserver': '10.20.0.1'}
 DHCP_NET = '10.20.0.'
 
@@ -129,6 +130,7 @@ class Guest:
         self.paused = False
         self.started = None
         self.agent_at = None
+        self.execs = {}
 
     @property
     def main(self):
@@ -168,7 +170,7 @@ class Guest:
 class Cluster:
     """All simulated state; every public method runs under self.lock."""
 
-    def __init__(self, nodes=('pve',), time_scale=1.0, faults=(), state_file=None, seed=True):
+    def __init__(self, nodes=('pve',), time_scale=1.0, faults=(), state_file=None, seed=True, shared_storages=()):
         self.lock = threading.RLock()
         self.local = threading.local()
         self.flock_holders = {}
@@ -180,6 +182,9 @@ class Cluster:
             'local-lvm': {'type': 'lvmthin', 'vgname': 'pve', 'thinpool': 'data', 'content': ['images', 'rootdir'],
                           'shared': 0, 'total': 200 << 30},
         }
+        for name in shared_storages:
+            self.storages[name] = {'type': 'nfs', 'path': '/mnt/pve/%s' % name, 'server': '192.0.2.100', 'export': '/export/%s' % name,
+                                   'content': ['backup', 'images', 'iso', 'rootdir', 'snippets', 'vztmpl'], 'shared': 1, 'total': 1 << 40}
         self.volumes = {}
         self.guests = {}
         self.tasks = {}
@@ -262,6 +267,9 @@ class Cluster:
         return any(f.matches('node-offline', node) for f in self.faults) or not self.nodes.get(node, {}).get('online', True)
 
     def store(self, node, storeid):
+        """The volumes of STOREID as NODE sees them (one set for a shared storage)."""
+        if self.storages.get(storeid, {}).get('shared'):
+            node = '*'
         return self.volumes.setdefault((node, storeid), {})
 
     def storage_cfg(self, storeid):
@@ -304,7 +312,7 @@ class Cluster:
             fail("storage '%s' does not support container directories" % storeid)
         idx = self.next_disk_index(node, storeid, vmid)
         base = name or 'vm-%d-disk-%d' % (vmid, idx)
-        if cfg['type'] == 'dir':
+        if cfg['type'] in FILE_STORAGE:
             fmt = fmt or 'raw'
             volname = '%d/%s.%s' % (vmid, base, fmt) if not name or '.' not in name else '%d/%s' % (vmid, name)
         else:

@@ -201,6 +201,8 @@ HASH_FORMATS = {
         'sku': dict(_OPT, type='string'),
         'version': dict(_OPT, type='string'),
     },
+    'prune-backups': {k: dict(_OPT, type='integer', minimum=1)
+                      for k in ('keep-last', 'keep-hourly', 'keep-daily', 'keep-weekly', 'keep-monthly', 'keep-yearly')},
     'pve-vm-cpu-conf': {
         'cputype': dict(_OPT, type='string', default_key=1),
         'flags': dict(_OPT, type='string', pattern=r'(?:[+-][a-zA-Z0-9\-_\.]+;?)*'),
@@ -211,6 +213,7 @@ HASH_FORMATS = {
     },
 }
 
+HASH_FORMATS['prune-backups']['keep-all'] = dict(_OPT, type='boolean')
 LIST_SEPARATORS = {'pve-tag-list': r'[;,\s]+'}
 
 
@@ -362,6 +365,12 @@ def check_prop(value, schema, path, errors):
     if value is None:
         if not schema.get('optional'):
             _add_error(errors, path, 'property is missing and it is not optional')
+        return
+    if schema.get('type') == 'array':
+        items = value if isinstance(value, list) else [value]
+        for i, item in enumerate(items):
+            if isinstance(item, (list, dict)):
+                _add_error(errors, '%s[%d]' % (path, i), "type check ('%s') failed" % (schema.get('items') or {}).get('type', 'string'))
         return
     if isinstance(value, (list, dict)):
         _add_error(errors, path, "type check ('%s') failed - got %s" % (schema.get('type', 'string'), 'ARRAY' if isinstance(value, list) else 'HASH'))

@@ -55,7 +55,7 @@ class Sim:
 @pytest.fixture(scope='session')
 def sim():
     with tempfile.TemporaryDirectory(prefix='pve-sim-test-') as workdir:
-        server = Sim(['--time-scale', str(TIME_SCALE), '--nodes', 'pve,pve2'], workdir)
+        server = Sim(['--time-scale', str(TIME_SCALE), '--nodes', 'pve,pve2', '--shared-storage', 'nfs1'], workdir)
         yield server
         assert server.stop() == 0
 

@@ -157,4 +157,4 @@ def test_cluster_resources_and_storage(pve):
     content = pve.nodes('pve').storage('local').content.get(content='vztmpl')
     assert [c['volid'] for c in content] == ['local:vztmpl/debian-12-standard_12.12-1_amd64.tar.zst']
     stores = {s['storage']: s for s in pve.nodes('pve').storage.get()}
-    assert set(stores) == {'local', 'local-lvm'} and stores['local-lvm']['type'] == 'lvmthin'
+    assert set(stores) == {'local', 'local-lvm', 'nfs1'} and stores['local-lvm']['type'] == 'lvmthin' and stores['nfs1']['shared'] == 1

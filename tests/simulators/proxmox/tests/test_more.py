@@ -8,7 +8,7 @@ import pytest
 import requests
 from proxmoxer.core import ResourceException
 
-from .conftest import wait_ok, wait_task
+from .conftest import wait_ok, wait_task, wait_until
 
 
 @pytest.fixture()
@@ -147,3 +147,56 @@ def test_power_workers_check_locks(pve, clone):
     with pytest.raises(ResourceException) as err:
         pve.nodes('pve').qemu(clone).status.reboot.post()
     assert err.value.content == 'VM %d not running' % clone
+
+
+def test_clone_to_another_node_needs_shared_storage(pve, clone):
+    with pytest.raises(ResourceException) as err:
+        pve.nodes('pve').qemu(clone).clone.post(newid=clone + 50, target='pve2', storage='local-lvm')
+    assert err.value.content == "can't clone to non-shared storage 'local-lvm'"
+    with pytest.raises(ResourceException) as err:
+        pve.nodes('pve').qemu(clone).clone.post(newid=clone + 50, target='pve2')
+    assert err.value.content == "can't clone VM to node 'pve2' (VM uses local storage)"
+    wait_ok(pve, pve.nodes('pve').qemu(clone).move_disk.post(disk='scsi0', storage='nfs1', delete=1))
+    wait_ok(pve, pve.nodes('pve').qemu(clone).config.post(delete='ide2'))
+    assert pve.nodes('pve').qemu(clone).config.get()['scsi0'].startswith('nfs1:%d/vm-%d-disk-0.raw,' % (clone, clone))
+    newid = clone + 50
+    wait_ok(pve, pve.nodes('pve').qemu(clone).clone.post(newid=newid, target='pve2', full=1))
+    conf = pve.nodes('pve2').qemu(newid).config.get()
+    assert conf['scsi0'].startswith('nfs1:%d/vm-%d-disk-0.raw,' % (newid, newid))
+    assert {v['volid'] for v in pve.nodes('pve').storage('nfs1').content.get(vmid=newid)} == {'nfs1:%d/vm-%d-disk-0.raw' % (newid, newid)}
+    wait_ok(pve, pve.nodes('pve2').qemu(newid).delete())
+
+
+def test_agent_exec_and_array_parameters(pve, clone, raw):
+    api = pve.nodes('pve').qemu(clone)
+    wait_ok(pve, api.status.start.post())
+
+    def exec_status(argv):
+        try:
+            pid = api.agent.exec.post(command=argv)['pid']
+        except ResourceException as exc:
+            assert exc.content == 'QEMU guest agent is not running'
+            return None
+        return api.agent('exec-status').get(pid=pid)
+    status = wait_until(lambda: exec_status(['cloud-init', 'status', '--wait']))
+    assert status == {'exited': 1, 'exitcode': 0, 'out-data': 'status: done\n'}
+    assert exec_status(['rm', '-rf', '/'])['exitcode'] == 127
+    resp = raw.post(raw.base + '/nodes/pve/qemu/%d/agent/exec' % clone, json={'command': [['nested']]})
+    assert resp.json()['errors'] == {'command[0]': "type check ('string') failed"}
+
+
+def test_backup_notes_protection_and_pruning(pve, clone):
+    for dummy in range(3):
+        wait_ok(pve, pve.nodes('pve').vzdump.post(vmid=clone, storage='local', **{'prune-backups': 'keep-last=2'}))
+    backups = pve.nodes('pve').storage('local').content.get(content='backup', vmid=clone)
+    assert len(backups) == 2
+    first = sorted(backups, key=lambda b: b['volid'])[0]['volid']
+    assert pve.nodes('pve').storage('local').content(first).put(notes='keep me', protected=1) is None
+    item = [b for b in pve.nodes('pve').storage('local').content.get(content='backup', vmid=clone) if b['volid'] == first][0]
+    assert item['notes'] == 'keep me' and item['protected'] == 1
+    with pytest.raises(ResourceException) as err:
+        pve.nodes('pve').storage('local').content(first).delete()
+    assert err.value.content == "volume '%s' is protected" % first
+    pve.nodes('pve').storage('local').content(first).put(protected=0)
+    for backup in pve.nodes('pve').storage('local').content.get(content='backup', vmid=clone):
+        wait_ok(pve, pve.nodes('pve').storage('local').content(backup['volid']).delete())
