@@ -585,7 +585,7 @@ def create_qemu(ctx, params):
                 elif re.match(r'^net\d+$', key):
                     conf[key] = normalize_net(ctx, 'qemu', value)
                 elif key == 'cipassword':
-                    conf[key] = fake_crypt(value)
+                    conf[key] = value if value.startswith('$') else fake_crypt(value)
                 elif key == 'vmgenid' and value == '1':
                     conf[key] = str(uuid.uuid4())
                 elif key == 'tags':
@@ -695,6 +695,24 @@ def restore_guest(ctx, node, vmid, params, kind):
 
 # --- config updates ----------------------------------------------------------------------------------------------------
 
+def qemu_hotplug(key, value):
+    """Whether a running VM takes KEY at once (default `hotplug: network,disk,usb`), as vmconfig_hotplug_pending."""
+    if key in ('cpuunits', 'cpulimit', 'balloon', 'agent') or re.match(r'^net\d+$', key):
+        return True
+    if re.match(r'^(scsi|virtio)\d+$', key):
+        return True
+    if re.match(r'^(ide|sata)\d+$', key):
+        return 'media=cdrom' in value
+    return False
+
+
+def drop_from_boot_order(guest, key):
+    boot = guest.main.get('boot', '')
+    m = re.match(r'^order=(.*)$', boot)
+    if m and key in m.group(1).split(';'):
+        guest.main['boot'] = 'order=' + ';'.join(d for d in m.group(1).split(';') if d != key)
+
+
 def update_config(ctx, params, kind, sync):
     """Shared by POST (async) / PUT (sync) qemu config and PUT lxc config."""
     c = ctx.cluster
@@ -757,9 +775,11 @@ def update_config(ctx, params, kind, sync):
                 conf['pending'].pop(opt, None)
                 if guest.main.get(opt) is None:
                     continue
-                hotplug = opt in hot or opt.startswith('unused') or (kind == 'qemu' and (re.match(r'^net\d+$', opt) or DRIVE_RE.match(opt)))
+                hotplug = opt in hot or opt.startswith('unused') or (kind == 'qemu' and qemu_hotplug(opt, guest.main[opt]))
                 if not running or hotplug or (kind == 'qemu' and opt.startswith('ipconfig')):
                     c.delete_key(guest, opt)
+                    if kind == 'qemu':
+                        drop_from_boot_order(guest, opt)
                 elif opt not in conf['delete']:
                     conf['delete'].append(opt)
             for key, value in params.items():
@@ -767,12 +787,12 @@ def update_config(ctx, params, kind, sync):
                     value = prepare_drive(ctx, guest, key, value, task, None)
                 elif re.match(r'^net\d+$', key):
                     value = normalize_net(ctx, kind, value)
-                elif key == 'cipassword':
+                elif key == 'cipassword' and not value.startswith('$'):
                     value = fake_crypt(value)
                 elif key == 'tags':
                     value = ';'.join(sorted(set(split_list(value))))
                 conf['delete'] = [d for d in conf['delete'] if d.lstrip('!') != key]
-                hotplug = key in hot or key.startswith('ipconfig') or (kind == 'qemu' and (re.match(r'^net\d+$', key) or DRIVE_RE.match(key)))
+                hotplug = key in hot or key.startswith('ipconfig') or (kind == 'qemu' and qemu_hotplug(key, value))
                 if kind == 'lxc' and re.match(r'^net\d+$', key):
                     hotplug = True
                 if not running or hotplug:

@@ -25,6 +25,7 @@ CI_KEYS = ('cipassword', 'ciuser', 'citype', 'ciupgrade', 'sshkeys', 'nameserver
 SEED_TEMPLATE = 9000
 SEED_OSTEMPLATE = 'debian-12-standard_12.12-1_amd64.tar.zst'
 SEED_CLOUD_IMAGE = 'debian-12-genericcloud-amd64.qcow2'
+SEED_ISO = 'debian-12.12.0-amd64-netinst.iso'
 FILE_STORAGE = ('dir', 'nfs')
 SIM_DNS = {'search': 'polyvirt.lan', 'nameserver': '10.20.0.1'}
 DHCP_NET = '10.20.0.'
@@ -233,6 +234,7 @@ class Cluster:
         for node in self.nodes:
             store = self.store(node, 'local')
             store['vztmpl/' + SEED_OSTEMPLATE] = {'size': 126 << 20, 'format': 'tzst', 'content': 'vztmpl', 'ctime': now}
+            store['iso/' + SEED_ISO] = {'size': 631 << 20, 'format': 'iso', 'content': 'iso', 'ctime': now}
             store['import/' + SEED_CLOUD_IMAGE] = {'size': 3 << 30, 'format': 'qcow2', 'content': 'import', 'ctime': now}
             store['snippets/user-data.yaml'] = {'size': 64, 'format': 'snippet', 'content': 'snippets', 'ctime': now,
                                                 'data': '#cloud-config\npackage_upgrade: false\n'}
@@ -445,9 +447,14 @@ class Cluster:
 
     def replace_key(self, guest, key, value):
         old = guest.main.get(key)
-        if old is not None and old != value and self.is_disk_key(guest, key):
+        if old is not None and old != value and self.is_disk_key(guest, key) and old.split(',')[0] != value.split(',')[0]:
             self.retire_volume(guest, key, old)
         guest.main[key] = value
+        if self.is_disk_key(guest, key) and not key.startswith('unused'):
+            # re-attaching an unused volume removes its unusedN entry (write_vm_config)
+            volid = value.split(',')[0]
+            for other in [k for k, v in guest.main.items() if k.startswith('unused') and v == volid]:
+                del guest.main[other]
 
     def delete_key(self, guest, key):
         old = guest.main.pop(key, None)

@@ -200,3 +200,20 @@ def test_backup_notes_protection_and_pruning(pve, clone):
     pve.nodes('pve').storage('local').content(first).put(protected=0)
     for backup in pve.nodes('pve').storage('local').content.get(content='backup', vmid=clone):
         wait_ok(pve, pve.nodes('pve').storage('local').content(backup['volid']).delete())
+
+
+def test_running_vm_hotplug_rules_and_unused_reattach(pve, clone):
+    api = pve.nodes('pve').qemu(clone)
+    wait_ok(pve, api.config.post(scsi1='local-lvm:1', boot='order=scsi0;scsi1;net0'))
+    wait_ok(pve, api.status.start.post())
+    # scsi disks and NICs hot-plug, a CD-ROM change applies, SATA disks and cores wait for a restart
+    wait_ok(pve, api.config.post(ide0='local:iso/debian-12.12.0-amd64-netinst.iso,media=cdrom', sata0='local-lvm:1', cores=3, delete='scsi1'))
+    current = api.config.get(current=1)
+    assert current['ide0'] == 'local:iso/debian-12.12.0-amd64-netinst.iso,media=cdrom'
+    assert 'sata0' not in current and current['cores'] == 2
+    assert current['unused0'] == 'local-lvm:vm-%d-disk-1' % clone and current['boot'] == 'order=scsi0;net0'
+    pending = {p['key']: p for p in api.pending.get()}
+    assert pending['sata0']['pending'].startswith('local-lvm:vm-%d-disk-2,' % clone) and pending['cores']['pending'] == 3
+    wait_ok(pve, api.config.post(scsi2='local-lvm:vm-%d-disk-1' % clone))
+    current = api.config.get(current=1)
+    assert current['scsi2'] == 'local-lvm:vm-%d-disk-1,size=1G' % clone and 'unused0' not in current
