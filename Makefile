@@ -68,8 +68,15 @@ simulators: venv
 integration: lab test-tree
 	cd $(TEST_TREE) && $(BIN)/ansible-test integration --python 3.11 --color no --allow-destructive
 
-bench: lab
-	$(VPY) bench/lxd_noop.py
+# The benchmark venv has the `ansible` package (for community.general), kept out of the test venv.
+BENCH_VENV := .build/bench-venv
+$(BENCH_VENV)/.stamp: bench/requirements.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q -r bench/requirements.txt
+	touch $@
+
+bench: lab $(BENCH_VENV)/.stamp
+	$(BENCH_VENV)/bin/python bench/lxd_noop.py
 
 clean:
 	rm -rf .build tests/output

@@ -5,7 +5,8 @@
 
 ``user_data`` may be a dict (rendered as ``#cloud-config``) or a string (used as given). ``ssh_keys``
 are merged into ``ssh_authorized_keys`` of a cloud-config. YAML is written with PyYAML when the target
-has it; otherwise as JSON, which is valid YAML and which cloud-init reads the same way.
+has it; otherwise as JSON, which is valid YAML and which cloud-init reads the same way. PyYAML is
+imported only when something is rendered: it costs more than a whole idempotent LXD check.
 """
 
 from __future__ import annotations
@@ -14,21 +15,26 @@ import json
 
 from ansible_collections.polyvirt.compute.plugins.module_utils._errors import InvalidInput
 
-try:
-    import yaml
-except ImportError:  # pragma: no cover - depends on the target's Python
-    yaml = None
-
 CLOUD_CONFIG_HEADER = "#cloud-config"
 
 
+def _yaml():
+    try:
+        import yaml  # pylint: disable=import-outside-toplevel
+    except ImportError:  # depends on the target's Python
+        return None
+    return yaml
+
+
 def _dump(data):
+    yaml = _yaml()
     if yaml is not None:
         return yaml.safe_dump(data, default_flow_style=False, sort_keys=False)
     return json.dumps(data, indent=2) + "\n"
 
 
 def _load_cloud_config(text, option):
+    yaml = _yaml()
     if yaml is None:
         raise InvalidInput("%s is a string and ssh_keys must be merged into it, which needs PyYAML on the target; pass user_data as a dict" % option)
     try:
