@@ -28,12 +28,19 @@ CAPABILITIES = {
     "wait_for.cloud_init": "wait_for=cloud_init",
     "snapshot": "snapshots",
     "snapshot.stateful": "stateful snapshots",
+    "snapshot.description": "snapshot description",
     "backup": "backups",
     "backup.export": "backup location (export to the controller)",
+    "backup.mode": "backup mode",
+    "backup.storage": "backup storage",
     "clone": "clone",
     "clone.linked": "mode=linked clones",
     "clone.target": "clone target",
     "disk": "disks",
+    "disk.optical": "optical disks",
+    "disk.source.image": "disk source.image",
+    "disk.source.url": "disk source.url",
+    "disk.source.disk": "disk source.disk (copy of another disk)",
 }
 
 
@@ -98,4 +105,91 @@ class Backend:
 
     def wait_for(self, name, condition, deadline):
         """Wait until ``condition`` (running, ip, cloud_init) holds; return ``(raw, report)``."""
+        raise NotImplementedError
+
+    # -- snapshots ------------------------------------------------------------------------------
+    # Snapshots are read from the instance's native object where the API returns them with it.
+
+    def validate_snapshot_name(self, name):
+        """Backend naming rules for snapshots, raising InvalidInput."""
+
+    def list_snapshots(self, raw):
+        """The normalised snapshots (_model.snapshot_result) of instance ``raw``, oldest first."""
+        raise NotImplementedError
+
+    def create_snapshot(self, raw, name, stateful, description, deadline):
+        raise NotImplementedError
+
+    def delete_snapshot(self, raw, name, deadline):
+        raise NotImplementedError
+
+    def restore_snapshot(self, raw, name, deadline):
+        """Roll the instance back to snapshot ``name``, leaving it in the power state it had; return the new native object."""
+        raise NotImplementedError
+
+    # -- backups --------------------------------------------------------------------------------
+
+    def list_backups(self, raw):
+        """The normalised backups (_model.backup_result) of instance ``raw``, oldest first."""
+        raise NotImplementedError
+
+    def create_backup(self, raw, spec, deadline):
+        raise NotImplementedError
+
+    def delete_backup(self, raw, name, deadline):
+        raise NotImplementedError
+
+    def export_backup(self, raw, name, path, deadline):
+        """Download backup ``name`` to the file ``path`` (streamed); return its size in bytes."""
+        raise NotImplementedError
+
+    def check_backup_file(self, path):
+        """Refuse a file that is not a backup of this backend (InvalidInput); return what it describes."""
+        raise NotImplementedError
+
+    def import_backup(self, path, name, storage, deadline):
+        """Create instance ``name`` from the backup file ``path``; return its native object."""
+        raise NotImplementedError
+
+    def rename_instance(self, raw, name, deadline):
+        raise NotImplementedError
+
+    # -- clones ---------------------------------------------------------------------------------
+
+    def check_clone(self, source_raw, spec, clone):
+        """Refuse a clone the backend cannot make (mode, target), before any change."""
+
+    def clone_instance(self, source_raw, spec, clone, deadline):
+        """Create (not start) instance ``spec["name"]`` as a copy of ``source_raw`` with ``spec`` applied.
+
+        ``clone`` holds ``snapshot``, ``mode`` and ``target``. Returns the new native object.
+        """
+        raise NotImplementedError
+
+    # -- disks ----------------------------------------------------------------------------------
+
+    def validate_disk(self, spec):
+        """Backend-specific checks of a disk spec (name rules, storage), raising InvalidInput."""
+
+    def get_disk(self, spec):
+        """The normalised disk (_model.disk_result) named ``spec["name"]``, or None."""
+        raise NotImplementedError
+
+    def list_disks(self, storage=None):
+        raise NotImplementedError
+
+    def create_disk(self, spec, deadline):
+        raise NotImplementedError
+
+    def resize_disk(self, disk, size_bytes, deadline):
+        raise NotImplementedError
+
+    def attach_disk(self, disk, instance, options, deadline):
+        """Attach ``disk`` to instance ``instance`` (or update the attachment) with backend ``options``."""
+        raise NotImplementedError
+
+    def detach_disk(self, disk, instance, deadline):
+        raise NotImplementedError
+
+    def delete_disk(self, disk, deadline):
         raise NotImplementedError
