@@ -877,6 +877,12 @@ def power_action(ctx, params, kind, action):
     vmid = guest.vmid
     if action in ('reboot', 'reset') and guest.status != 'running':
         fail('%s %d not running' % (label, vmid))
+    if kind == 'lxc':
+        # pve-container checks the state before forking
+        if action == 'start' and guest.status == 'running':
+            fail('CT %d already running' % vmid)
+        if action in ('stop', 'shutdown') and guest.status != 'running':
+            fail('CT %d not running' % vmid)
     if action in ('suspend', 'resume') and guest.status != 'running' and not (action == 'resume' and guest.main.get('lock') == 'suspended'):
         fail('%s %d not running' % (label, vmid))
     paused_stop = action == 'shutdown' and guest.paused
@@ -893,7 +899,7 @@ def power_action(ctx, params, kind, action):
             raise PveError('%s is locked (%s)' % (label, lock))
         if action == 'start':
             if guest.main.get('template') == '1':
-                raise PveError("you can't start a vm if it's a template" if kind == 'qemu' else 'cannot start a template')
+                raise PveError("you can't start a vm if it's a template" if kind == 'qemu' else "you can't start a CT if it's a template")
             if guest.status == 'running':
                 raise PveError('%s %d already running' % (label, vmid) if kind == 'qemu' else 'CT %d already running' % vmid)
             if kind == 'qemu' and any('cloudinit' in v for k, v in guest.main.items() if DRIVE_RE.match(k)):
@@ -922,8 +928,8 @@ def power_action(ctx, params, kind, action):
                 task.warn('VM is paused - stop instead of shutdown')
             if slow:
                 c.sleep(min(timeout, 3) if timeout else 3)
-                if action == 'reboot' or params.get('forceStop', '1' if kind == 'lxc' else '0') != '1':
-                    raise PveError('VM quit/powerdown failed - got timeout' if kind == 'qemu' else 'waiting for container shutdown timed out')
+                if action == 'reboot' or params.get('forceStop', '0') != '1':
+                    raise PveError('VM quit/powerdown failed - got timeout' if kind == 'qemu' else 'container did not stop')
                 task.log('VM still running - terminating now with SIGTERM')
             c.sleep(1.0)
             with c.lock:

@@ -73,6 +73,7 @@ def test_token_refused_where_pve_needs_a_ticket(raw):
     assert resp.reason == "Permission check failed (URI '/access/password' not available with API token, need proper ticket."
 
 
+@pytest.mark.filterwarnings('ignore:Unverified HTTPS request')
 def test_generated_ca_verifies_and_unverified_works(sim):
     assert requests.get(sim.url + '/access/domains', verify=sim.cafile, timeout=10).status_code == 200
     with pytest.raises(requests.exceptions.SSLError):

@@ -73,8 +73,9 @@ def test_start_interfaces_snapshot_stop(pve_token, ct):
     pve_token.nodes('pve').lxc(ct).config.put(hostname='renamed')
     wait_ok(pve_token, pve_token.nodes('pve').lxc(ct).snapshot('s1').rollback.post())
     assert pve_token.nodes('pve').lxc(ct).config.get()['hostname'] == 'ct1'
+    # a rollback stops the container (no RAM state for CTs)
+    assert pve_token.nodes('pve').lxc(ct).status.current.get()['status'] == 'stopped'
     wait_ok(pve_token, pve_token.nodes('pve').lxc(ct).snapshot('s1').delete())
-    wait_ok(pve_token, pve_token.nodes('pve').lxc(ct).status.stop.post())
 
 
 def test_resize_backup_restore_delete(pve_token, ct):
@@ -99,3 +100,17 @@ def test_resize_backup_restore_delete(pve_token, ct):
     assert [g for g in pve_token.nodes('pve').lxc.get() if g['vmid'] in (ct, newid)] == []
     wait_ok(pve_token, pve_token.nodes('pve').storage('local').content(backup['volid']).delete())
     assert pve_token.nodes('pve').storage('local').content.get(content='backup', vmid=ct) == []
+
+
+def test_lxc_power_checks_before_forking(pve, faults):
+    vmid = int(pve.cluster.nextid.get())
+    wait_ok(pve, pve.nodes('pve').lxc.post(vmid=vmid, ostemplate=OSTEMPLATE, rootfs='local-lvm:1'))
+    api = pve.nodes('pve').lxc(vmid)
+    assert error_of(api.status.stop.post).content == 'CT %d not running' % vmid
+    wait_ok(pve, api.status.start.post())
+    assert error_of(api.status.start.post).content == 'CT %d already running' % vmid
+    faults('slow-shutdown:%d' % vmid)
+    status = wait_task(pve, api.status.shutdown.post(timeout=1))
+    assert status['exitstatus'] == 'container did not stop'
+    wait_ok(pve, api.status.shutdown.post(timeout=1, forceStop=1))
+    wait_ok(pve, api.delete())
