@@ -14,7 +14,7 @@ export PATH := $(BIN):$(PATH)
 
 REQS := $(wildcard requirements/*.txt) tests/requirements.txt $(wildcard tests/simulators/*/requirements.txt)
 
-.PHONY: help venv collection pip-bootstrap test-tree lab demo demo-clean test sanity units simulators integration bench clean
+.PHONY: help venv collection pip-bootstrap test-tree sanity-tools lab demo demo-clean test sanity units simulators integration bench clean
 
 help:
 	@echo "make demo        fresh machine -> LXD lab -> playbooks/demo.yml (make demo-clean removes the guests)"
@@ -56,7 +56,11 @@ pip-bootstrap: venv
 	  cache=$$HOME/.ansible/test/cache/get_pip_$${v//./_}.py; \
 	  [ -s "$$cache" ] || { mkdir -p "$$(dirname "$$cache")" && cp tests/sanity/pip_bootstrap.py "$$cache"; }
 
-sanity: venv test-tree pip-bootstrap
+# ansible-test's shellcheck test needs the shellcheck program; without it the test is skipped.
+sanity-tools:
+	@command -v shellcheck >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck; }
+
+sanity: venv test-tree pip-bootstrap sanity-tools
 	cd $(TEST_TREE) && $(BIN)/ansible-test sanity --venv --python 3.11 --color no
 
 units: venv test-tree pip-bootstrap

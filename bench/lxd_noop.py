@@ -66,7 +66,7 @@ def run_playbook(path, env):
 def python_seconds(code, env, repeat=5):
     """Median wall time of running ``code`` in a fresh interpreter (what a module pays at start)."""
     times = []
-    for _ in range(repeat):
+    for _attempt in range(repeat):
         started = time.perf_counter()
         subprocess.run([sys.executable, "-c", code], env=env, check=True)
         times.append(time.perf_counter() - started)

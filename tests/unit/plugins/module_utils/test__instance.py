@@ -208,13 +208,16 @@ def test_changed_user_data_is_a_warning_not_a_change():
     assert "only reads it at first boot" in result["warnings"][0]
 
 
+def names(instances):
+    return sorted(instance["name"] for instance in instances)
+
+
 def test_info_filters():
     backend = MemoryBackend({
         "web1": {"name": "web1", "state": "running", "tags": ["web"]},
         "web2": {"name": "web2", "state": "stopped", "tags": ["web", "old"]},
         "db": {"name": "db", "state": "running", "tags": []},
     })
-    names = lambda instances: sorted(i["name"] for i in instances)  # noqa: E731
     assert names(list_instances(backend, filters={"tags": "web"})) == ["web1", "web2"]
     assert names(list_instances(backend, filters={"state": "running", "name": "web*"})) == ["web1"]
     assert names(list_instances(backend, name="db")) == ["db"]

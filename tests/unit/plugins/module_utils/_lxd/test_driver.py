@@ -99,8 +99,8 @@ def test_desired_settings_use_lxd_forms(lxd):
 
 def test_apply_writes_changes_into_the_instance_body(lxd):
     body = {"config": {}, "devices": {}, "profiles": ["default"], "description": ""}
-    lxd._apply(body, {"cpus": 4, "memory_mib": 2048, "tags": ["x"], "description": "d", "config.boot.autostart": "true"},  # pylint: disable=protected-access
-               expanded_devices={})
+    changes = {"cpus": 4, "memory_mib": 2048, "tags": ["x"], "description": "d", "config.boot.autostart": "true"}
+    lxd._apply(body, changes, expanded_devices={})  # pylint: disable=protected-access
     assert body["config"] == {"limits.cpu": "4", "limits.memory": "2048MiB", "user.polyvirt.tags": "x", "boot.autostart": "true"}
     assert body["description"] == "d"
 
