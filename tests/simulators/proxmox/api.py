@@ -1802,9 +1802,19 @@ def create_lxc(ctx, params):
     storage = params.pop('storage', 'local')
     params.pop('bwlimit', None)
     params.pop('ignore-unpack-errors', None)
-    check_create_target(c, vmid, node, 'CT')
-    c.storage_cfg(storage)
+    if any(LXC_MP_RE.match(k) and k != 'rootfs' for k in params) and 'rootfs' not in params:
+        fail("mount points configured, but 'rootfs' not set - aborting")
+    for key in [k for k in params if LXC_MP_RE.match(k)]:
+        if re.match(r'^\d+(\.\d+)?$', params[key].split(',')[0]):
+            params[key] = '%s:%s' % (storage, params[key])
     rootfs = params.pop('rootfs', '%s:4' % storage)
+    # pve-container checks every storage it will allocate on before locking the new config
+    for value in [rootfs] + [v for k, v in params.items() if LXC_MP_RE.match(k)]:
+        sid = value.split(',')[0].split(':')[0]
+        if ':' in value.split(',')[0] and not value.startswith('/'):
+            if 'rootdir' not in c.storage_cfg(sid)['content']:
+                param_error({'storage': "storage '%s' does not support container directories" % sid})
+    check_create_target(c, vmid, node, 'CT')
     guest = Guest(vmid, 'lxc', node)
     guest.main['lock'] = 'create'
     c.guests[vmid] = guest

@@ -42,12 +42,14 @@ def test_create_defaults(pve_token, ct):
 
 
 def test_create_errors(pve_token, ct):
-    err = error_of(pve_token.nodes('pve').lxc.post, vmid=ct, ostemplate=OSTEMPLATE)
+    err = error_of(pve_token.nodes('pve').lxc.post, vmid=ct, ostemplate=OSTEMPLATE, rootfs='local-lvm:1')
     assert err.content == "unable to create CT %d - CT %d already exists on node 'pve'" % (ct, ct)
     err = error_of(pve_token.nodes('pve').lxc.post, vmid=ct + 100, ostemplate='local:vztmpl/missing.tar.zst')
     assert err.content == "volume 'local:vztmpl/missing.tar.zst' does not exist"
-    status = wait_task(pve_token, pve_token.nodes('pve').lxc.post(vmid=ct + 100, ostemplate=OSTEMPLATE))
-    assert status['exitstatus'] == "storage 'local' does not support container directories"
+    err = error_of(pve_token.nodes('pve').lxc.post, vmid=ct + 100, ostemplate=OSTEMPLATE)
+    assert (err.status_code, err.errors) == (400, {'storage': "storage 'local' does not support container directories"})
+    err = error_of(pve_token.nodes('pve').lxc.post, vmid=ct + 100, ostemplate=OSTEMPLATE, mp0='local-lvm:1,mp=/srv')
+    assert err.content == "mount points configured, but 'rootfs' not set - aborting"
     with pytest.raises(ResourceException):
         pve_token.nodes('pve').lxc(ct + 100).config.get()
 
