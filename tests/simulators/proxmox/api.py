@@ -517,6 +517,24 @@ def prepare_drive(ctx, guest, key, value, task=None, storage_default=None):
     return print_property_string(drive, fmt)
 
 
+def check_new_disk_storages(ctx, params, default_storage=None):
+    """The synchronous part of PVE's drive checks: storages of new disks must exist and hold VM images."""
+    c = ctx.cluster
+    for key, value in params.items():
+        if not DRIVE_RE.match(key):
+            continue
+        volid = value.split(',')[0]
+        m = NEW_DISK_RE.match(volid) or re.match(r'^([^:]+):cloudinit$', volid)
+        if not m:
+            continue
+        sid = m.group(2) if m.re is NEW_DISK_RE else m.group(1)
+        sid = sid or default_storage
+        if not sid:
+            continue
+        if 'images' not in c.storage_cfg(sid)['content']:
+            param_error({'storage': "storage '%s' does not support vm images" % sid})
+
+
 def normalize_net(ctx, kind, value):
     fmt = ctx.fmt(kind, 'net0')
     net = parse_property_string(fmt, value, validate=False)
@@ -570,6 +588,7 @@ def create_qemu(ctx, params):
     storage = params.pop('storage', None)
     for key in ('bwlimit',):
         params.pop(key, None)
+    check_new_disk_storages(ctx, params, storage)
     check_create_target(c, vmid, node, 'VM')
     guest = Guest(vmid, 'qemu', node)
     guest.main['lock'] = 'create'
@@ -638,8 +657,10 @@ def restore_guest(ctx, node, vmid, params, kind):
         if existing.kind != kind or existing.node != node:
             fail('unable to restore %s %d - %s %d already exists on node \'%s\'' % (label, vmid, existing.label, vmid, existing.node))
         existing.check_lock()
+        if existing.main.get('protection') == '1':
+            fail('unable to restore %s %d - protection mode enabled' % (label, vmid))
         if existing.status == 'running':
-            fail('unable to restore %s %d - %s is running' % (label, vmid, label))
+            fail('unable to restore %s %d - %s is running' % (label, vmid, 'vm' if kind == 'qemu' else 'CT'))
         guest = existing
     else:
         guest = Guest(vmid, kind, node)
@@ -748,6 +769,8 @@ def update_config(ctx, params, kind, sync):
         if ctx.prop(kind, opt) is None:
             param_error({'delete': "unknown option '%s'" % opt})
         deletes.append(opt)
+    if kind == 'qemu':
+        check_new_disk_storages(ctx, params)
     c.flock(guest)
     if digest and digest != guest.digest():
         if kind == 'qemu':

@@ -217,3 +217,14 @@ def test_running_vm_hotplug_rules_and_unused_reattach(pve, clone):
     wait_ok(pve, api.config.post(scsi2='local-lvm:vm-%d-disk-1' % clone))
     current = api.config.get(current=1)
     assert current['scsi2'] == 'local-lvm:vm-%d-disk-1,size=1G' % clone and 'unused0' not in current
+
+
+def test_new_disk_storage_checked_before_forking(pve, clone):
+    with pytest.raises(ResourceException) as err:
+        pve.nodes('pve').qemu(clone).config.post(scsi5='nope:1')
+    assert err.value.content == "storage 'nope' does not exist"
+    # checked before the VMID: the existing VM is not the error
+    with pytest.raises(ResourceException) as err:
+        pve.nodes('pve').qemu.post(vmid=clone, scsi0='nope:1')
+    assert err.value.content == "storage 'nope' does not exist"
+    assert 'scsi5' not in pve.nodes('pve').qemu(clone).config.get()
