@@ -1374,30 +1374,51 @@ def list_snapshots(ctx, params, kind):
     return res
 
 
+class WorkerLock:
+    """The config lock a snapshot worker takes as AbstractConfig does: flock, lock check, then `lock: NAME`.
+
+    Failures are task errors; only the worker that set the lock removes it."""
+
+    def __init__(self, cluster, guest, name):
+        self.cluster, self.guest, self.name, self.held = cluster, guest, name, False
+
+    def acquire(self, force=False):
+        self.cluster.flock(self.guest)
+        if self.guest.main.get('lock') and not force:
+            raise PveError('%s is locked (%s)' % (self.guest.label, self.guest.main['lock']))
+        self.guest.main['lock'] = self.name
+        self.held = True
+
+    def release(self):
+        if self.held and self.guest.main.get('lock') == self.name:
+            del self.guest.main['lock']
+
+
 def snapshot_create(ctx, params, kind):
     c = ctx.cluster
     node = params['node']
     guest = c.get_guest(node, params['vmid'], kind)
     snapname = params['snapname']
-    if snapname in ('current', 'pending') or snapname.lower() in ('current', 'pending'):
-        param_error({'snapname': "invalid snapshot name '%s'" % snapname})
-    c.flock(guest)
-    guest.check_lock()
+    reserved = ('current', 'pending') if kind == 'qemu' else ('current', 'vzdump')
+    if snapname == 'current' or snapname.lower() in reserved:
+        fail("unable to use snapshot name '%s' (reserved name)" % snapname)
+
+    wlock = WorkerLock(c, guest, 'snapshot')
 
     def work(task):
-        if snapname in guest.conf['snapshots']:
-            raise PveError("snapshot name '%s' already used" % snapname)
-        if guest.main.get('template') == '1' and kind == 'qemu':
-            raise PveError("snapshot feature is not available")
+        with c.lock:
+            if snapname in guest.conf['snapshots']:
+                raise PveError("snapshot name '%s' already used" % snapname)
+            wlock.acquire()
         task.log('snapshotting \'%s\'' % snapname)
         c.sleep(0.5)
         with c.lock:
-            snap = {k: v for k, v in guest.main.items() if k not in ('lock', 'parent') or k == 'parent'}
-            snap.pop('lock', None)
+            snap = {k: v for k, v in guest.main.items() if k != 'lock'}
             snap['snaptime'] = str(int(time.time()))
-            snap['description'] = params.get('description', '')
-            if not snap['description']:
-                del snap['description']
+            if params.get('description'):
+                snap['description'] = params['description']
+            else:
+                snap.pop('description', None)
             if kind == 'qemu' and params.get('vmstate') == '1' and guest.status == 'running':
                 snap['vmstate'] = c.alloc_volume(node, 'local-lvm', guest.vmid, c.guest_maxmem(guest) * 2,
                                                  name='vm-%d-state-%s' % (guest.vmid, snapname))
@@ -1405,7 +1426,8 @@ def snapshot_create(ctx, params, kind):
             guest.conf['snapshots'][snapname] = snap
             guest.main['parent'] = snapname
             c.save()
-    return c.start_task(node, 'qmsnapshot' if kind == 'qemu' else 'vzsnapshot', guest.vmid, ctx.authid, work, guest, 'snapshot')
+    return c.start_task(node, 'qmsnapshot' if kind == 'qemu' else 'vzsnapshot', guest.vmid, ctx.authid, work,
+                        on_done=wlock.release)
 
 
 @route('POST', '/nodes/{node}/qemu/{vmid}/snapshot')
@@ -1428,12 +1450,17 @@ def get_snap(ctx, params, kind):
 
 def snapshot_rollback(ctx, params, kind):
     c = ctx.cluster
-    guest, snap = get_snap(ctx, params, kind)
-    c.flock(guest)
-    guest.check_lock()
+    guest = c.get_guest(params['node'], params['vmid'], kind)
     name = params['snapname']
 
+    wlock = WorkerLock(c, guest, 'rollback')
+
     def work(task):
+        with c.lock:
+            snap = guest.conf['snapshots'].get(name)
+            if snap is None:
+                raise PveError("snapshot '%s' does not exist" % name)
+            wlock.acquire()
         task.log('rolling back to snapshot \'%s\'' % name)
         c.sleep(0.5)
         with c.lock:
@@ -1448,7 +1475,8 @@ def snapshot_rollback(ctx, params, kind):
             if snap.get('vmstate') or params.get('start') == '1':
                 c.power_on(guest)
             c.save()
-    return c.start_task(guest.node, 'qmrollback' if kind == 'qemu' else 'vzrollback', guest.vmid, ctx.authid, work, guest, 'rollback')
+    return c.start_task(guest.node, 'qmrollback' if kind == 'qemu' else 'vzrollback', guest.vmid, ctx.authid, work,
+                        on_done=wlock.release)
 
 
 @route('POST', '/nodes/{node}/qemu/{vmid}/snapshot/{snapname}/rollback')
@@ -1463,13 +1491,17 @@ def rollback_lxc(ctx, params):
 
 def snapshot_delete(ctx, params, kind):
     c = ctx.cluster
-    guest, snap = get_snap(ctx, params, kind)
-    c.flock(guest)
-    if params.get('force') != '1':
-        guest.check_lock()
+    guest = c.get_guest(params['node'], params['vmid'], kind)
     name = params['snapname']
 
+    wlock = WorkerLock(c, guest, 'snapshot-delete')
+
     def work(task):
+        with c.lock:
+            snap = guest.conf['snapshots'].get(name)
+            if snap is None:
+                raise PveError("snapshot '%s' does not exist" % name)
+            wlock.acquire(force=params.get('force') == '1')
         task.log('deleting snapshot \'%s\'' % name)
         c.sleep(0.5)
         with c.lock:
@@ -1489,7 +1521,8 @@ def snapshot_delete(ctx, params, kind):
                 c.free_volume(guest.node, snap['vmstate'])
             del guest.conf['snapshots'][name]
             c.save()
-    return c.start_task(guest.node, 'qmdelsnapshot' if kind == 'qemu' else 'vzdelsnapshot', guest.vmid, ctx.authid, work, guest, 'snapshot-delete')
+    return c.start_task(guest.node, 'qmdelsnapshot' if kind == 'qemu' else 'vzdelsnapshot', guest.vmid, ctx.authid, work,
+                        on_done=wlock.release)
 
 
 @route('DELETE', '/nodes/{node}/qemu/{vmid}/snapshot/{snapname}')

@@ -228,3 +228,19 @@ def test_new_disk_storage_checked_before_forking(pve, clone):
         pve.nodes('pve').qemu.post(vmid=clone, scsi0='nope:1')
     assert err.value.content == "storage 'nope' does not exist"
     assert 'scsi5' not in pve.nodes('pve').qemu(clone).config.get()
+
+
+def test_snapshot_worker_lock_errors_are_task_errors(pve, clone, faults):
+    api = pve.nodes('pve').qemu(clone)
+    first = api.snapshot.post(snapname='one')
+    second = api.snapshot.post(snapname='two')
+    statuses = sorted(wait_task(pve, u)['exitstatus'] for u in (first, second))
+    assert statuses in (['OK', 'VM is locked (snapshot)'], ['OK', 'OK'])
+    assert 'lock' not in api.config.get()
+    faults('lock-timeout:%d' % clone)
+    status = wait_task(pve, api.snapshot.post(snapname='three'))
+    assert status['exitstatus'] == "can't lock file '/var/lock/qemu-server/lock-%d.conf' - got timeout" % clone
+    for snap in api.snapshot.get():
+        if snap['name'] != 'current':
+            wait_ok(pve, api.snapshot(snap['name']).delete())
+    assert [s['name'] for s in api.snapshot.get()] == ['current']
