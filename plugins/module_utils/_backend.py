@@ -114,7 +114,7 @@ class Backend:
         """Backend naming rules for snapshots, raising InvalidInput."""
 
     def list_snapshots(self, raw):
-        """The normalised snapshots (_model.snapshot_result) of instance ``raw``, oldest first."""
+        """The normalised snapshots (_resources.snapshot_result) of instance ``raw``, oldest first."""
         raise NotImplementedError
 
     def create_snapshot(self, raw, name, stateful, description, deadline):
@@ -130,7 +130,7 @@ class Backend:
     # -- backups --------------------------------------------------------------------------------
 
     def list_backups(self, raw):
-        """The normalised backups (_model.backup_result) of instance ``raw``, oldest first."""
+        """The normalised backups (_resources.backup_result) of instance ``raw``, oldest first."""
         raise NotImplementedError
 
     def create_backup(self, raw, spec, deadline):
@@ -171,11 +171,25 @@ class Backend:
     def validate_disk(self, spec):
         """Backend-specific checks of a disk spec (name rules, storage), raising InvalidInput."""
 
-    def get_disk(self, spec):
-        """The normalised disk (_model.disk_result) named ``spec["name"]``, or None."""
+    def disk_pool(self, spec, instance_raw):
+        """Where the disk lives: ``spec["storage"]`` or the backend's default for the instance."""
+        return spec["storage"]
+
+    def get_disk(self, spec, instance_raw):
+        """The normalised disk (_resources.disk_result) named ``spec["name"]``, or None."""
         raise NotImplementedError
 
-    def list_disks(self, storage=None):
+    def check_disk_source(self, spec):
+        """Refuse a ``source`` that does not exist, before anything is created."""
+
+    def disk_attachment(self, spec, attached):
+        """The backend's attachment settings of ``spec`` (compared with the disk's keys of the same name).
+
+        ``attached`` tells whether the disk is attached to the instance already: then unset settings are left alone.
+        """
+        return {}
+
+    def list_disks(self, storage=None, instance_raw=None):
         raise NotImplementedError
 
     def create_disk(self, spec, deadline):

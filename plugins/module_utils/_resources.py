@@ -40,6 +40,7 @@ def disk_result(name, backend, **fields):
         "name": name,
         "backend": backend,
         "size_gib": None,
+        "size_bytes": None,
         "storage": None,
         "attached_to": None,
         "path": None,

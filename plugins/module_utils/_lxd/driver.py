@@ -489,15 +489,23 @@ class LxdBackend(Backend):
             device = _volume_device(instance_raw.get("expanded_devices") or {}, pool, raw["name"])
             path = device[1].get("path") if device else None
         size = (raw.get("config") or {}).get("size")
-        return disk_result(raw["name"], self.name, size_gib=_size_or_raw(size, GIB) if size else None, storage=pool,
+        size_bytes = parse_size(size, "size", "B") if size else None
+        return disk_result(raw["name"], self.name, size_gib=_size_or_raw(size, GIB) if size else None, size_bytes=size_bytes, storage=pool,
                            attached_to=users[0] if users else None, path=path, backend_data=dict(raw, pool=pool, used_by_instances=users))
 
-    def list_disks(self, storage=None):
+    def disk_attachment(self, spec, attached):
+        """The attachment settings of a disk (LXD, the mount path); an existing attachment keeps what is not set."""
+        path = spec["backend_options"].get("path")
+        if path is None and not attached:
+            path = "/mnt/" + spec["name"]
+        return {"path": path} if path is not None else {}
+
+    def list_disks(self, storage=None, instance_raw=None):
         pools = [storage] if storage else [pool["name"] for pool in self.client.get("/1.0/storage-pools", query={"recursion": 1}) or []]
         disks = []
         for pool in pools:
             volumes = self.client.get(self._volume_path(pool), query={"recursion": 1}) or []
-            disks.extend(self.describe_disk(pool, raw) for raw in volumes if raw.get("type", "custom") == "custom")
+            disks.extend(self.describe_disk(pool, raw, instance_raw) for raw in volumes if raw.get("type", "custom") == "custom")
         return disks
 
     def create_disk(self, spec, deadline):
@@ -529,7 +537,8 @@ class LxdBackend(Backend):
         device_name = found[0] if found else disk["name"]
         if not found and device_name in (instance_raw.get("expanded_devices") or {}):
             raise InvalidInput("instance %s already has a device named %s that is not this disk" % (instance_raw["name"], device_name))
-        body["devices"][device_name] = {"type": "disk", "pool": disk["storage"], "source": disk["name"], "path": options["path"]}
+        path = options.get("path") or (found[1].get("path") if found else "/mnt/" + disk["name"])
+        body["devices"][device_name] = {"type": "disk", "pool": disk["storage"], "source": disk["name"], "path": path}
         self.client.run("PUT", self._path(instance_raw["name"]), body, timeout=deadline.remaining())
 
     def detach_disk(self, disk, instance, deadline):
