@@ -1106,7 +1106,7 @@ def clone_guest(ctx, params, kind):
             if 'media=cdrom' in value:
                 continue
             if not is_template or '/base-' not in '/' + volid.split(':', 1)[-1]:
-                fail("Linked clone feature is not supported for drive '%s'" % key if kind == 'qemu' else
+                fail("Linked clone feature is not supported for '%s' (%s)" % (volid, key) if kind == 'qemu' else
                      "Linked clone feature for '%s' is not available" % volid)
     newguest = Guest(newid, kind, dest)
     newguest.main['lock'] = 'clone'
@@ -1121,7 +1121,8 @@ def clone_guest(ctx, params, kind):
         with c.lock:
             conf = {}
             for key, value in src.items():
-                if key in ('snapshots', 'parent', 'snaptime', 'vmstate', 'template', 'lock', 'description', 'snapstate') or key.startswith('unused'):
+                if key in ('snapshots', 'parent', 'snaptime', 'vmstate', 'template', 'lock', 'snapstate', 'runningcpu', 'runningmachine') \
+                        or key.startswith('unused'):
                     continue
                 if key in disks:
                     drive, fmt = parse_drive(ctx, kind, key, value)
@@ -1159,13 +1160,15 @@ def clone_guest(ctx, params, kind):
                     net.pop('macaddr' if kind == 'qemu' else 'hwaddr', None)
                     conf[key] = normalize_net(ctx, kind, print_property_string(net, ctx.fmt(kind, key)))
                 elif key == 'smbios1':
-                    conf[key] = re.sub(r'uuid=[^,]+', 'uuid=%s' % uuid.uuid4(), value)
+                    smbios = [p for p in value.split(',') if p and not p.startswith('uuid=')]
+                    conf[key] = ','.join(sorted(smbios + ['uuid=%s' % uuid.uuid4()]))
                 elif key == 'vmgenid':
                     conf[key] = str(uuid.uuid4())
                 else:
                     conf[key] = value
             if kind == 'qemu':
                 conf['name'] = params.get('name') or 'Copy-of-VM-%s' % src.get('name', vmid)
+                conf.setdefault('smbios1', 'uuid=%s' % uuid.uuid4())
             elif params.get('hostname'):
                 conf['hostname'] = params['hostname']
             if params.get('description'):

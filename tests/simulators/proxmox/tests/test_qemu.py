@@ -179,7 +179,7 @@ def test_full_clone_locks_target(pve, vm):
     err = error_of(pve.nodes('pve').qemu(vm).clone.post, newid=newid)
     assert err.content == 'unable to create VM %d: config file already exists' % newid
     err = error_of(pve.nodes('pve').qemu(vm).clone.post, newid=newid + 1, full=0)
-    assert err.content == "Linked clone feature is not supported for drive 'scsi0'"
+    assert err.content == "Linked clone feature is not supported for 'local-lvm:vm-%d-disk-0' (scsi0)" % vm
     wait_ok(pve, pve.nodes('pve').qemu(newid).delete(purge=1))
 
 
