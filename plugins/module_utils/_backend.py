@@ -129,6 +129,9 @@ class Backend:
 
     # -- backups --------------------------------------------------------------------------------
 
+    def validate_backup(self, spec):
+        """Backend-specific checks of a backup spec (name rules, backend_options), raising InvalidInput."""
+
     def list_backups(self, raw):
         """The normalised backups (_resources.backup_result) of instance ``raw``, oldest first."""
         raise NotImplementedError

@@ -43,7 +43,7 @@ class LxdBackend(Backend):
     capabilities = frozenset((
         "instance.container", "instance.vm", "instance.paused", "instance.disk_size", "instance.tags", "instance.description",
         "instance.cloud_init", "instance.ssh_keys", "wait_for.ip", "wait_for.cloud_init",
-        "snapshot", "snapshot.stateful", "backup", "backup.export", "backup.storage", "clone", "clone.linked", "clone.target",
+        "snapshot", "snapshot.stateful", "backup", "backup.export", "clone", "clone.linked", "clone.target",
         "disk", "disk.source.disk",
     ))
 
