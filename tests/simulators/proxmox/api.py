@@ -691,6 +691,10 @@ def restore_guest(ctx, node, vmid, params, kind):
                     task.log('new volume ID is \'%s\'' % newvol)
                 elif key.startswith('unused') or key in ('lock', 'parent'):
                     continue
+                elif kind == 'qemu' and DRIVE_RE.match(key) and 'cloudinit' in value.split(',')[0]:
+                    # the cloud-init drive is not in the archive: a new one is made for this VMID
+                    sid = storage or value.split(':')[0]
+                    conf[key] = prepare_drive(ctx, guest, key, '%s:cloudinit' % sid, task)
                 elif unique and re.match(r'^net\d+$', key):
                     net, fmt = parse_property_string(ctx.fmt(kind, key), value, validate=False), ctx.fmt(kind, key)
                     net.pop('macaddr' if kind == 'qemu' else 'hwaddr', None)
@@ -1021,28 +1025,34 @@ def destroy_guest(ctx, params, kind):
     guest = c.get_guest(node, params['vmid'], kind)
     check_skiplock(ctx, params)
     vmid = guest.vmid
-    if params.get('skiplock') != '1':
-        guest.check_lock()
     if guest.main.get('protection') == '1':
         fail("can't remove %s %d - protection mode enabled" % (guest.label, vmid))
     if guest.status == 'running':
         fail('%s %d is running - destroy failed' % (guest.label, vmid))
-    if kind == 'qemu' and guest.main.get('template') == '1':
-        base_vols = {v for _k, v in c.guest_volumes(guest)}
-        for other in c.guests.values():
-            if other is not guest and any(vol.split('/')[0] in base_vols for _k, vol in c.guest_volumes(other)):
-                fail('base volume \'%s\' is still in use by linked cloned' % sorted(base_vols)[0])
+    wlock = WorkerLock(c, guest, 'destroyed')
 
     def work(task):
+        with c.lock:
+            wlock.acquire(force=params.get('skiplock') == '1')
         c.sleep(0.5)
         with c.lock:
+            in_use = set()
+            for other in c.guests.values():
+                if other is not guest:
+                    in_use.update(vol.split('/')[0] for _k, vol in c.guest_volumes(other))
+            keep = set()
             for _key, volid in c.guest_volumes(guest):
-                task.log("Removing image: %s" % volid)
-            c.remove_guest(guest)
+                if volid in in_use:
+                    task.warn("Could not remove disk '%s', check manually: base volume '%s' is still in use by linked cloned"
+                              % (volid, volid.split(':', 1)[1]))
+                    keep.add(volid)
+                else:
+                    task.log('Removing image: 100%% complete...done. (%s)' % volid)
+            c.remove_guest(guest, keep=keep)
             if params.get('purge') == '1':
                 task.log('purging VM %d from related configurations..' % vmid)
             c.save()
-    return c.start_task(node, 'qmdestroy' if kind == 'qemu' else 'vzdestroy', vmid, ctx.authid, work, guest, 'destroyed')
+    return c.start_task(node, 'qmdestroy' if kind == 'qemu' else 'vzdestroy', vmid, ctx.authid, work, on_done=wlock.release)
 
 
 @route('DELETE', '/nodes/{node}/qemu/{vmid}')

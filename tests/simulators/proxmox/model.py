@@ -497,18 +497,21 @@ class Cluster:
                 res.append((key, volid))
         return res
 
-    def remove_guest(self, guest, purge_disks=True):
+    def remove_guest(self, guest, purge_disks=True, keep=()):
         if purge_disks:
             for _key, volid in self.guest_volumes(guest):
-                self.free_volume(guest.node, volid)
+                if volid not in keep:
+                    self.free_volume(guest.node, volid)
             for snap in guest.conf['snapshots'].values():
                 for _key, volid in self.guest_volumes(guest, snap):
-                    self.free_volume(guest.node, volid)
-            for (node, _storeid), vols in self.volumes.items():
-                if node != guest.node:
+                    if volid not in keep:
+                        self.free_volume(guest.node, volid)
+            for (node, storeid), vols in self.volumes.items():
+                if node not in (guest.node, '*'):
                     continue
                 for volname in [n for n, v in vols.items() if v.get('vmid') == guest.vmid and v.get('content') in ('images', 'rootdir')]:
-                    del vols[volname]
+                    if '%s:%s' % (storeid, volname) not in keep:
+                        del vols[volname]
         self.guests.pop(guest.vmid, None)
 
     # --- resources ------------------------------------------------------------------------------------------------

@@ -244,3 +244,19 @@ def test_snapshot_worker_lock_errors_are_task_errors(pve, clone, faults):
         if snap['name'] != 'current':
             wait_ok(pve, api.snapshot(snap['name']).delete())
     assert [s['name'] for s in api.snapshot.get()] == ['current']
+
+
+def test_destroying_a_template_keeps_base_volumes_in_use(pve):
+    tmpl, child = int(pve.cluster.nextid.get()), int(pve.cluster.nextid.get()) + 1
+    wait_ok(pve, pve.nodes('pve').qemu.post(vmid=tmpl, scsi0='local-lvm:1', name='tmpl'))
+    wait_ok(pve, pve.nodes('pve').qemu(tmpl).template.post())
+    wait_ok(pve, pve.nodes('pve').qemu(tmpl).clone.post(newid=child, name='child'))
+    status = wait_task(pve, pve.nodes('pve').qemu(tmpl).delete())
+    assert status['exitstatus'] == 'WARNINGS: 1'
+    with pytest.raises(ResourceException):
+        pve.nodes('pve').qemu(tmpl).config.get()
+    volids = [v['volid'] for v in pve.nodes('pve').storage('local-lvm').content.get()]
+    assert 'local-lvm:base-%d-disk-0' % tmpl in volids
+    wait_ok(pve, pve.nodes('pve').qemu(child).delete())
+    wait_ok(pve, pve.nodes('pve').storage('local-lvm').content('local-lvm:base-%d-disk-0' % tmpl).delete())
+    assert pve.nodes('pve').storage('local-lvm').content.get(vmid=tmpl) == []

@@ -221,7 +221,7 @@ def test_backup_and_restore(pve, vm):
     src, dst = config(pve, vm), config(pve, newid)
     assert dst['name'] == 'restored' and dst['ciuser'] == 'debian' and dst['memory'] == src['memory']
     assert dst['scsi0'].startswith('local-lvm:vm-%d-disk-0,' % newid) and 'size=5G' in dst['scsi0']
-    assert dst['net0'] != src['net0']
+    assert dst['net0'] != src['net0'] and dst['ide2'] == 'local-lvm:vm-%d-cloudinit,media=cdrom' % newid
     wait_ok(pve, pve.nodes('pve').qemu(newid).delete())
     wait_ok(pve, pve.nodes('pve').storage('local').content(backup['volid']).delete())
     assert backup['volid'] not in [b['volid'] for b in pve.nodes('pve').storage('local').content.get(content='backup')]
