@@ -1248,39 +1248,53 @@ def template_lxc(ctx, params):
 # --- resize / move --------------------------------------------------------------------------------------------------------
 
 def resize_disk(ctx, params, kind):
+    """qemu-server checks everything in the worker; pve-container checks early and again in the worker."""
     c = ctx.cluster
     node = params['node']
     guest = c.get_guest(node, params['vmid'], kind)
     check_skiplock(ctx, params)
     disk = params['disk']
-    c.flock(guest)
-    if params.get('digest') and params['digest'] != guest.digest():
-        fail('checksum mismatch (file change by other user?)' if kind == 'qemu' else
-             'detected modified configuration - file changed by other user? Try again.')
-    if params.get('skiplock') != '1':
-        guest.check_lock()
-    value = guest.main.get(disk)
-    if not value:
-        fail("disk '%s' does not exist" % disk)
-    drive, fmt = parse_drive(ctx, kind, disk, value)
-    if drive.get('media') == 'cdrom':
-        fail("you can't resize a cdrom")
-    volkey = 'file' if 'file' in drive else 'volume'
-    volid = drive[volkey]
-    vol = c.check_volume(node, volid)
-    size = vol['size']
     m = re.match(r'^(\+)?(\d+(\.\d+)?)([KMGT])?$', params['size'])
     if not m:
-        fail("invalid size parameter '%s'" % params['size'])
+        fail('invalid size string')
     amount = float(m.group(2)) * ({'K': 1 << 10, 'M': 1 << 20, 'G': 1 << 30, 'T': 1 << 40}.get(m.group(4), 1))
-    newsize = int(size + amount) if m.group(1) else int(amount)
-    if newsize < size:
-        fail('shrinking disks is not supported')
+
+    def check():
+        """Return (drive, fmt, vol, newsize) or raise PVE's error for this guest type."""
+        if kind == 'qemu':
+            if params.get('digest') and params['digest'] != guest.digest():
+                fail('checksum mismatch (file change by other user?)')
+            if params.get('skiplock') != '1':
+                guest.check_lock()
+        else:
+            guest.check_lock()
+            if params.get('digest') and params['digest'] != guest.digest():
+                fail('detected modified configuration - file changed by other user? Try again.')
+        value = guest.main.get(disk)
+        if not value:
+            fail("disk '%s' does not exist" % disk if kind == 'qemu' else "unable to parse volume '%s'" % disk)
+        drive, fmt = parse_drive(ctx, kind, disk, value)
+        if drive.get('media') == 'cdrom':
+            fail("you can't resize a cdrom")
+        vol = c.check_volume(node, drive['file' if 'file' in drive else 'volume'])
+        newsize = int(vol['size'] + amount) if m.group(1) else int(amount)
+        if newsize < vol['size']:
+            fail('shrinking disks is not supported' if kind == 'qemu' else 'unable to shrink disk size')
+        if kind == 'lxc' and newsize == vol['size']:
+            fail('disk is already at specified size')
+        return drive, fmt, vol, newsize
+
+    if kind == 'lxc':
+        check()
 
     def work(task):
-        if newsize == size:
+        with c.lock:
+            c.flock(guest)
+            drive, fmt, vol, newsize = check()
+        if newsize == vol['size']:
             return
-        task.log("Resizing image '%s' from %s to %s" % (volid, format_size(size), format_size(newsize)))
+        volid = drive['file' if 'file' in drive else 'volume']
+        task.log("Resizing image '%s' from %s to %s" % (volid, format_size(vol['size']), format_size(newsize)))
         c.sleep(0.5)
         with c.lock:
             vol['size'] = newsize

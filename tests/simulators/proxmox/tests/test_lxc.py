@@ -85,6 +85,9 @@ def test_resize_backup_restore_delete(pve_token, ct):
     assert upid.split(':')[5] == 'resize'
     wait_ok(pve_token, upid)
     assert pve_token.nodes('pve').lxc(ct).config.get()['rootfs'] == 'local-lvm:vm-%d-disk-0,size=3G' % ct
+    # pve-container checks before forking
+    assert error_of(pve_token.nodes('pve').lxc(ct).resize.put, disk='rootfs', size='1G').content == 'unable to shrink disk size'
+    assert error_of(pve_token.nodes('pve').lxc(ct).resize.put, disk='rootfs', size='3G').content == 'disk is already at specified size'
     wait_ok(pve_token, pve_token.nodes('pve').vzdump.post(vmid=ct, storage='local', compress='zstd', mode='stop'))
     backup = pve_token.nodes('pve').storage('local').content.get(content='backup', vmid=ct)[0]
     assert re.match(r'^local:backup/vzdump-lxc-%d-[\d_-]+\.tar\.zst$' % ct, backup['volid']) and backup['subtype'] == 'lxc'
