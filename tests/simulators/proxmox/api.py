@@ -1209,13 +1209,12 @@ def make_template(ctx, params, kind):
     node = params['node']
     guest = c.get_guest(node, params['vmid'], kind)
     guest.check_lock()
+    if guest.conf['snapshots']:
+        fail('unable to create template, because %s contains snapshots' % guest.label)
     if guest.main.get('template') == '1':
-        fail("you can't convert a template to a template" if kind == 'qemu' else "you can't convert a CT template to a CT template")
+        fail("you can't convert a template to a template")
     if guest.status == 'running':
         fail("you can't convert a VM to template if VM is running" if kind == 'qemu' else "you can't convert a CT to template if the CT is running")
-    if guest.conf['snapshots']:
-        fail('unable to create template, because VM contains snapshots' if kind == 'qemu' else
-             'you can\'t convert a CT to template if the CT has snapshots')
 
     def work(task):
         c.sleep(0.5)
