@@ -1433,9 +1433,12 @@ def snapshot_create(ctx, params, kind):
 
     def work(task):
         with c.lock:
+            # AbstractConfig::__snapshot_prepare order: template, lock, name
+            if guest.main.get('template') == '1':
+                raise PveError("you can't take a snapshot if it's a template")
+            wlock.acquire()
             if snapname in guest.conf['snapshots']:
                 raise PveError("snapshot name '%s' already used" % snapname)
-            wlock.acquire()
         task.log('snapshotting \'%s\'' % snapname)
         c.sleep(0.5)
         with c.lock:
