@@ -201,8 +201,8 @@ class Backend:
     def resize_disk(self, disk, size_bytes, deadline):
         raise NotImplementedError
 
-    def attach_disk(self, disk, instance, options, deadline):
-        """Attach ``disk`` to instance ``instance`` (or update the attachment) with backend ``options``."""
+    def attach_disk(self, disk, instance_raw, options, deadline):
+        """Attach ``disk`` to the instance ``instance_raw`` (or update the attachment) with backend ``options``."""
         raise NotImplementedError
 
     def detach_disk(self, disk, instance, deadline):

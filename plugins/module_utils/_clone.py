@@ -65,7 +65,8 @@ class CloneReconciler(InstanceReconciler):
             if clone["snapshot"] is not None:
                 names = [item["name"] for item in self.backend.list_snapshots(source)]
                 if clone["snapshot"] not in names:
-                    raise NotFound("snapshot %s of instance %s does not exist (existing: %s)" % (clone["snapshot"], clone["source"], ", ".join(names) or "none"))
+                    raise NotFound("snapshot %s of instance %s does not exist (existing: %s)" % (
+                        clone["snapshot"], clone["source"], ", ".join(names) or "none"))
                 origin += "/" + clone["snapshot"]
             self.backend.check_clone(source, spec, clone)
             self._predicted = self._predict(source, spec)

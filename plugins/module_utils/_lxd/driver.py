@@ -309,7 +309,6 @@ class LxdBackend(Backend):
                 self.client.request("DELETE", path)
         return result.get("return"), texts[0], texts[1]
 
-
     # -- snapshots ------------------------------------------------------------------------------
     # GET /1.0/instances/<name>?recursion=1 already carries the snapshots and backups.
 
@@ -560,6 +559,7 @@ class LxdBackend(Backend):
         except NotFound:
             pass
 
+
 def _put_body(raw):
     """The writable part of an instance (for PUT), from its native object."""
     return {
@@ -606,7 +606,7 @@ def nic_addresses(raw, device):
 
 def public_data(raw):
     """The native object without secrets (user-data may carry passwords) and without volatile noise."""
-    data = dict(raw)
+    data = dict((key, value) for key, value in raw.items() if key not in ("state", "snapshots", "backups"))
     for key in ("config", "expanded_config"):
         data[key] = dict((k, v) for k, v in (raw.get(key) or {}).items() if not SECRET_CONFIG.match(k) and not k.startswith("volatile.idmap"))
     return data
