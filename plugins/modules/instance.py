@@ -262,7 +262,10 @@ instance:
       elements: str
       sample: [demo, web]
     backend_data:
-      description: The backend's native object, with secrets (such as cloud-init user data) removed.
+      description:
+        - The backend's native object, with secrets (such as cloud-init user data) removed.
+        - Runtime state (LXD's C(state) counters), snapshots and backups are left out; the normalised fields and the
+          C(_info) modules carry them. This keeps the per-task result small, which matters for long loops.
       type: dict
       sample: {}
 actions:
