@@ -2072,3 +2072,40 @@ def update_content(ctx, params):
             fail('volume protection is only supported for backups')
         vol['protected'] = int(params['protected'])
     return None
+
+
+@route('GET', '/access/ticket')
+def get_ticket_dummy(ctx, params):
+    del ctx, params
+    return None
+
+
+@route('POST', '/nodes/{node}/storage/{storage}/content')
+def alloc_content(ctx, params):
+    """Allocate a free disk image (pve-storage vdisk_alloc): size in KiB, or with M / G."""
+    c = ctx.cluster
+    node, sid, vmid = params['node'], params['storage'], int(params['vmid'])
+    cfg = c.storage_cfg(sid)
+    m = re.match(r'^(\d+)([MG]?)$', params['size'])
+    size = int(m.group(1)) * {'': 1 << 10, 'M': 1 << 20, 'G': 1 << 30}[m.group(2)]
+    name = params['filename']
+    fmt = params.get('format')
+    ext = re.search(r'\.(raw|qcow2|vmdk)$', name)
+    if ext:
+        if fmt and fmt != ext.group(1):
+            param_error({'format': 'different storage formats (%s != %s)' % (fmt, ext.group(1))})
+        fmt = ext.group(1)
+    if not re.match(r'^vm-%d-' % vmid, name):
+        fail("illegal name '%s' - should be 'vm-%d-*'" % (name, vmid))
+    if 'images' not in cfg['content'] and 'rootdir' not in cfg['content']:
+        fail("storage '%s' does not support vm images" % sid)
+    if cfg['type'] in FILE_STORAGE:
+        volname = '%d/%s' % (vmid, name if ext else '%s.%s' % (name, fmt or 'raw'))
+    else:
+        if fmt and fmt != 'raw':
+            fail("unsupported format '%s'" % fmt)
+        volname = name
+    if volname in c.store(node, sid):
+        fail("disk image '%s' already exists" % volname)
+    c.store(node, sid)[volname] = {'size': size, 'format': fmt or 'raw', 'content': 'images', 'vmid': vmid, 'ctime': int(time.time())}
+    return '%s:%s' % (sid, volname)

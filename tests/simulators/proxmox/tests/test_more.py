@@ -260,3 +260,16 @@ def test_destroying_a_template_keeps_base_volumes_in_use(pve):
     wait_ok(pve, pve.nodes('pve').qemu(child).delete())
     wait_ok(pve, pve.nodes('pve').storage('local-lvm').content('local-lvm:base-%d-disk-0' % tmpl).delete())
     assert pve.nodes('pve').storage('local-lvm').content.get(vmid=tmpl) == []
+
+
+def test_allocate_free_disk_then_attach(pve, clone):
+    storage = pve.nodes('pve').storage('local-lvm')
+    with pytest.raises(ResourceException) as err:
+        storage.content.post(vmid=clone, filename='disk-9', size='1G')
+    assert err.value.content == "illegal name 'disk-9' - should be 'vm-%d-*'" % clone
+    volid = storage.content.post(vmid=clone, filename='vm-%d-disk-9' % clone, size='2048M')
+    assert volid == 'local-lvm:vm-%d-disk-9' % clone
+    assert pve.nodes('pve').storage('local').content.post(vmid=clone, filename='vm-%d-disk-9.qcow2' % clone, size='1048576') == \
+        'local:%d/vm-%d-disk-9.qcow2' % (clone, clone)
+    wait_ok(pve, pve.nodes('pve').qemu(clone).config.post(virtio3=volid))
+    assert pve.nodes('pve').qemu(clone).config.get()['virtio3'] == '%s,size=2G' % volid
