@@ -930,6 +930,12 @@ def power_action(ctx, params, kind, action):
             if guest.status == 'running':
                 raise PveError('%s %d already running' % (label, vmid) if kind == 'qemu' else 'CT %d already running' % vmid)
             if kind == 'qemu' and any('cloudinit' in v for k, v in guest.main.items() if DRIVE_RE.match(k)):
+                for part in (guest.main.get('cicustom') or '').split(','):
+                    volid = part.partition('=')[2]
+                    if volid and volid.split(':', 1)[-1].split('/')[0] != 'snippets':
+                        raise PveError('%s is not in the snippets directory' % volid)
+                    if volid and c.find_volume(node, volid) is None:
+                        raise PveError("can't find file '%s'" % volid)
                 task.log('generating cloud-init ISO')
             c.sleep(1.0)
             with c.lock:

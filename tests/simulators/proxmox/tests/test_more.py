@@ -273,3 +273,12 @@ def test_allocate_free_disk_then_attach(pve, clone):
         'local:%d/vm-%d-disk-9.qcow2' % (clone, clone)
     wait_ok(pve, pve.nodes('pve').qemu(clone).config.post(virtio3=volid))
     assert pve.nodes('pve').qemu(clone).config.get()['virtio3'] == '%s,size=2G' % volid
+
+
+def test_cicustom_snippets_checked_at_start(pve, clone):
+    api = pve.nodes('pve').qemu(clone)
+    api.config.put(cicustom='user=local:snippets/missing.yaml')
+    status = wait_task(pve, api.status.start.post())
+    assert status['exitstatus'] == "can't find file 'local:snippets/missing.yaml'"
+    api.config.put(cicustom='user=local:snippets/user-data.yaml')
+    wait_ok(pve, api.status.start.post())
