@@ -43,6 +43,8 @@ def parse_args(argv=None):
     parser.add_argument("--watch-history", type=int, default=10000,
                         help="change events kept for watches; older resourceVersions get 410 Expired")
     parser.add_argument("--bookmark-interval", type=float, default=1.0, help="seconds between watch BOOKMARK events")
+    parser.add_argument("--tenant-rbac", action="store_true",
+                        help="the token polyvirt-sim gets Hikube's narrow tenant rights (polyvirt-sim-admin keeps full rights)")
     parser.add_argument("--verbose", action="store_true", help="log requests to stderr")
     return parser.parse_args(argv)
 
@@ -63,7 +65,7 @@ def main(argv=None):
     controller = Controller(api, time_scale=args.time_scale, faults=faults)
     api.controller = controller
     server = Server((args.host, args.port), api, KubeVirtActions(api, controller), bookmark_interval=args.bookmark_interval,
-                    verbose=args.verbose, faults=faults)
+                    verbose=args.verbose, faults=faults, tenant_rbac=args.namespace if args.tenant_rbac else None)
     host, port = server.server_address[:2]
     url = "http://%s:%d" % (host if ":" not in host else "[%s]" % host, port)
     if args.kubeconfig_out:

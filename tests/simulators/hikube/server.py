@@ -11,8 +11,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 from .kube import ApiError, bad_request
+from .rbac import authorize
 
 TOKEN = "polyvirt-sim"
+ADMIN_TOKEN = "polyvirt-sim-admin"
 PUBLIC_PATHS = ("/version", "/healthz", "/livez", "/readyz")
 VERSION = {"major": "1", "minor": "33", "gitVersion": "v1.33.4", "gitCommit": "0000000000000000000000000000000000000000",
            "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.24.6", "compiler": "gc",
@@ -23,8 +25,9 @@ class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address, api, kubevirt, bookmark_interval=1.0, verbose=False, faults=None):
+    def __init__(self, address, api, kubevirt, bookmark_interval=1.0, verbose=False, faults=None, tenant_rbac=None):
         super().__init__(address, Handler)
+        self.tenant_rbac = tenant_rbac  # the tenant namespace when --tenant-rbac is on
         self.api = api
         self.kubevirt = kubevirt
         self.bookmark_interval = bookmark_interval
@@ -92,9 +95,13 @@ class Handler(BaseHTTPRequestHandler):
 
     def _auth(self, path):
         header = self.headers.get("Authorization", "")
+        self.tenant = False
         if header:
+            if header == "Bearer " + ADMIN_TOKEN:
+                return
             if header != "Bearer " + TOKEN:
                 raise ApiError(401, "Unauthorized", "Unauthorized")
+            self.tenant = self.server.tenant_rbac is not None
             return
         if path not in PUBLIC_PATHS:
             raise ApiError(403, "Forbidden", 'forbidden: User "system:anonymous" cannot get path "%s"' % path)
@@ -151,6 +158,8 @@ class Handler(BaseHTTPRequestHandler):
         if group == "subresources.kubevirt.io" and version == "v1":
             if method != "PUT" or plural != "virtualmachines" or not name or sub not in ("start", "stop", "restart") or not ns:
                 raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            if self.tenant:
+                authorize(self.server.tenant_rbac, "update", group, "%s/%s" % (plural, sub), ns, name)
             self.server.kubevirt.action(ns, name, sub, raw)
             return self._send(202, b"", "text/plain")
         rt = registry.get(group, version, plural)
@@ -166,6 +175,13 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         if sub == "status" and not rt.status:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if self.tenant:
+            if method == "GET":
+                verb = "watch" if watch or params.get("watch") in ("true", "1") else ("get" if name else "list")
+            else:
+                verb = {"POST": "create", "PUT": "update", "PATCH": "patch"}.get(method) or ("delete" if name else "deletecollection")
+            resource = plural + ("/" + sub if sub else "")
+            authorize(self.server.tenant_rbac, verb, group, resource, ns or None, name)
         body = None
         if raw and method in ("POST", "PUT", "DELETE"):
             try:

@@ -351,3 +351,82 @@ def test_crd_mode_lifecycle(dyn_crd):
     assert vm_ip(dyn_crd, vm)
     app = fetch(dyn_crd, APPS, "VMInstance", vm)()
     assert ready(app) and app["metadata"]["generation"] == 1
+
+
+def test_wait_for_first_consumer_disk(dyn):
+    disk, vm = unique("wf"), unique("wfvm")
+    make_disk(dyn, disk, {"source": {}, "storageClass": "local"})
+    wait_for(fetch(dyn, "cdi.kubevirt.io/v1beta1", "DataVolume", "vm-disk-" + disk),
+             lambda d: d and d["status"]["phase"] == "WaitForFirstConsumer")
+    assert fetch(dyn, "v1", "PersistentVolumeClaim", "vm-disk-" + disk)()["status"]["phase"] == "Pending"
+    wait_for(fetch(dyn, APPS, "VMDisk", disk), ready, what="Ready mirrors Helm, not the volume")
+    assert fetch(dyn, "cdi.kubevirt.io/v1beta1", "DataVolume", "vm-disk-" + disk)()["status"]["phase"] == "WaitForFirstConsumer"
+    make_vm(dyn, vm, {"instanceType": "u1.medium", "disks": [{"name": disk}]})
+    wait_for(lambda: vm_ip(dyn, vm), bool, what="VM starts and binds the WFFC volume")
+    assert fetch(dyn, "v1", "PersistentVolumeClaim", "vm-disk-" + disk)()["status"]["phase"] == "Bound"
+
+
+def test_disk_changes_after_creation(dyn):
+    disks = res(dyn, APPS, "VMDisk")
+    name = unique("rs")
+    make_disk(dyn, name, {"source": {}, "storage": "5Gi"})
+    wait_for(fetch(dyn, "v1", "PersistentVolumeClaim", "vm-disk-" + name), lambda p: p and p["status"]["phase"] == "Bound")
+    disks.patch(namespace=NS, name=name, body={"spec": {"storage": "8Gi", "storageClass": "local",
+                                                        "source": {"http": {"url": "https://example.org/other.img"}}}},
+                content_type=MERGE)
+    pvc = wait_for(fetch(dyn, "v1", "PersistentVolumeClaim", "vm-disk-" + name),
+                   lambda p: p["spec"]["resources"]["requests"]["storage"] == "8Gi", what="PVC grown")
+    assert pvc["spec"]["storageClassName"] == "replicated", "storageClass is not re-rendered"
+    dv = fetch(dyn, "cdi.kubevirt.io/v1beta1", "DataVolume", "vm-disk-" + name)()
+    assert dv["spec"]["source"] == {"blank": {}}, "source changes have no effect after creation"
+    disks.patch(namespace=NS, name=name, body={"spec": {"storage": "1Gi"}}, content_type=MERGE)
+    app = wait_for(fetch(dyn, APPS, "VMDisk", name), lambda o: ready(o) and ".v3 " in condition(o, "Ready")["message"])
+    assert condition(app, "Ready")["reason"] == "UpgradeSucceeded"
+    assert fetch(dyn, "v1", "PersistentVolumeClaim", "vm-disk-" + name)()["spec"]["resources"]["requests"]["storage"] == "8Gi"
+
+
+def test_update_goes_through_progressing(dyn):
+    vms = res(dyn, APPS, "VMInstance")
+    name = unique("up")
+    make_vm(dyn, name, {"instanceType": "u1.medium", "runStrategy": "Halted"})
+    first = wait_for(fetch(dyn, APPS, "VMInstance", name), ready)
+    start = first["metadata"]["resourceVersion"]
+    vms.patch(namespace=NS, name=name, body={"spec": {"external": True}}, content_type=MERGE)
+    seen = []
+    watcher = kwatch.Watch()
+    for event in vms.watch(namespace=NS, name=name, resource_version=start, timeout=20, watcher=watcher):
+        cond = condition(event["raw_object"], "Ready") or {}
+        state = (cond.get("status"), cond.get("reason"))
+        if not seen or seen[-1] != state:
+            seen.append(state)
+        if state == ("True", "UpgradeSucceeded"):
+            watcher.stop()
+    assert seen[-2:] == [("Unknown", "Progressing"), ("True", "UpgradeSucceeded")], seen
+    svc = fetch(dyn, "v1", "Service", "vm-instance-" + name)()
+    assert svc["spec"]["type"] == "LoadBalancer" and svc["status"]["loadBalancer"]["ingress"]
+
+
+def test_tenant_rbac(sims):
+    sim = sims("--tenant-rbac", "--time-scale", "0")
+    dyn = sim.dynamic()
+    name = unique("rb")
+    make_vm(dyn, name, {"instanceType": "u1.medium"})
+    assert fetch(dyn, "kubevirt.io/v1", "VirtualMachine", "vm-instance-" + name)()["status"]["printableStatus"] == "Running"
+    assert launcher(dyn, name)["status"]["podIP"]
+    with pytest.raises(dexc.ForbiddenError) as err:
+        res(dyn, "kubevirt.io/v1", "VirtualMachineInstance").get(namespace=NS, name="vm-instance-" + name)
+    assert json.loads(err.value.body)["message"] == (
+        'virtualmachineinstances.kubevirt.io "vm-instance-%s" is forbidden: User "tenant-demo-admin" cannot get resource '
+        '"virtualmachineinstances" in API group "kubevirt.io" in the namespace "%s"' % (name, NS))
+    with pytest.raises(dexc.ForbiddenError):
+        res(dyn, "v1", "Pod").get(namespace="kube-system")
+    with pytest.raises(dexc.ForbiddenError):
+        res(dyn, "v1", "Service").create(namespace=NS, body={"metadata": {"name": "x"}, "spec": {"ports": [{"port": 1}]}})
+    assert res(dyn, "core.cozystack.io/v1alpha1", "Option").get(namespace=NS, name="instancetype").spec["items"]
+    with pytest.raises(dexc.ForbiddenError):
+        res(dyn, "instancetype.kubevirt.io/v1beta1", "VirtualMachineClusterInstancetype").get()
+    # the admin token keeps full rights (for test set-up)
+    url = "%s/apis/kubevirt.io/v1/namespaces/%s/virtualmachineinstances/vm-instance-%s" % (sim.url, NS, name)
+    req = urllib.request.Request(url, headers={"Authorization": "Bearer polyvirt-sim-admin"})
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        assert json.loads(resp.read())["status"]["phase"] == "Running"
