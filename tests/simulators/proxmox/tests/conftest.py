@@ -21,7 +21,7 @@ from proxmoxer.tools import Tasks
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..', '..'))
 USER, PASSWORD = 'root@pam', 'polyvirt-sim'
 TOKEN_NAME, TOKEN_VALUE = 'polyvirt', '5e5e5e5e-0000-4000-8000-000000000001'
-TIME_SCALE = 0.2
+TIME_SCALE = 0.1
 
 
 class Sim:
