@@ -32,6 +32,7 @@ def main(argv=None):
     parser.add_argument('--nodes', default='pve', help="node names ('pve,pve2') or a count (3 = pve, pve2, pve3)")
     parser.add_argument('--shared-storage', action='append', default=[], metavar='NAME',
                         help='add a shared (NFS-like) storage NAME on every node, for clones and migrations across nodes')
+    parser.add_argument('--bridges', default='vmbr0', help="the nodes' Linux bridges, comma-separated (default vmbr0)")
     parser.add_argument('--auth-delay', type=float, default=0.0, help='seconds to delay 401 answers (PVE uses 3)')
     parser.add_argument('--no-seed', action='store_true', help='start without the seed template VM and LXC template volume')
     parser.add_argument('--verbose', action='store_true', help='log every request to stderr')
@@ -46,7 +47,7 @@ def main(argv=None):
     if not nodes or nodes[0] != nodes[0].strip():
         parser.error('--nodes needs at least one node name')
     cluster = Cluster(nodes=nodes, time_scale=args.time_scale, faults=faults, state_file=args.state, seed=not args.no_seed,
-                      shared_storages=args.shared_storage)
+                      shared_storages=args.shared_storage, bridges=[b for b in args.bridges.split(',') if b])
     server, url, _cafile = serve(args.host, args.port, cluster, Schema(), cert=args.cert, key=args.key, cert_dir=args.cert_dir,
                                  auth_delay=args.auth_delay, verbose=args.verbose)
 

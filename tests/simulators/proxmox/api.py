@@ -937,6 +937,10 @@ def power_action(ctx, params, kind, action):
                     if volid and c.find_volume(node, volid) is None:
                         raise PveError("can't find file '%s'" % volid)
                 task.log('generating cloud-init ISO')
+            for key in sorted(k for k in guest.main if re.match(r'^net\d+$', k)):
+                bridge = re.search(r'(?:^|,)bridge=([^,]+)', guest.main[key])
+                if bridge and bridge.group(1) not in c.bridges:
+                    raise PveError("bridge '%s' does not exist" % bridge.group(1))
             c.sleep(1.0)
             with c.lock:
                 if guest.main.get('lock') == 'suspended':
@@ -2115,3 +2119,21 @@ def alloc_content(ctx, params):
         fail("disk image '%s' already exists" % volname)
     c.store(node, sid)[volname] = {'size': size, 'format': fmt or 'raw', 'content': 'images', 'vmid': vmid, 'ctime': int(time.time())}
     return '%s:%s' % (sid, volname)
+
+
+@route('GET', '/nodes/{node}/network')
+def list_network(ctx, params):
+    c = ctx.cluster
+    res = [{'iface': 'eno1', 'type': 'eth', 'active': 1, 'exists': 1, 'method': 'manual', 'families': ['inet'], 'priority': 1}]
+    for i, bridge in enumerate(sorted(c.bridges)):
+        item = {'iface': bridge, 'type': 'bridge', 'active': 1, 'autostart': 1, 'method': 'manual', 'families': ['inet'],
+                'bridge_ports': 'eno1' if i == 0 else '', 'bridge_stp': 'off', 'bridge_fd': '0', 'priority': 2 + i}
+        if i == 0:
+            item.update({'method': 'static', 'cidr': '10.20.0.2/24', 'address': '10.20.0.2', 'netmask': '24', 'gateway': '10.20.0.1'})
+        res.append(item)
+    kind = params.get('type')
+    if kind in ('bridge', 'any_bridge'):
+        res = [r for r in res if r['type'] == 'bridge']
+    elif kind:
+        res = [r for r in res if r['type'] == kind]
+    return res

@@ -171,7 +171,7 @@ class Guest:
 class Cluster:
     """All simulated state; every public method runs under self.lock."""
 
-    def __init__(self, nodes=('pve',), time_scale=1.0, faults=(), state_file=None, seed=True, shared_storages=()):
+    def __init__(self, nodes=('pve',), time_scale=1.0, faults=(), state_file=None, seed=True, shared_storages=(), bridges=('vmbr0',)):
         self.lock = threading.RLock()
         self.local = threading.local()
         self.flock_holders = {}
@@ -183,6 +183,7 @@ class Cluster:
             'local-lvm': {'type': 'lvmthin', 'vgname': 'pve', 'thinpool': 'data', 'content': ['images', 'rootdir'],
                           'shared': 0, 'total': 200 << 30},
         }
+        self.bridges = set(bridges)
         for name in shared_storages:
             self.storages[name] = {'type': 'nfs', 'path': '/mnt/pve/%s' % name, 'server': '192.0.2.100', 'export': '/export/%s' % name,
                                    'content': ['backup', 'images', 'iso', 'rootdir', 'snippets', 'vztmpl'], 'shared': 1, 'total': 1 << 40}

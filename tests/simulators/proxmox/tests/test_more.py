@@ -282,3 +282,10 @@ def test_cicustom_snippets_checked_at_start(pve, clone):
     assert status['exitstatus'] == "can't find file 'local:snippets/missing.yaml'"
     api.config.put(cicustom='user=local:snippets/user-data.yaml')
     wait_ok(pve, api.status.start.post())
+
+
+def test_unknown_bridge_fails_start(pve, clone):
+    assert [n['iface'] for n in pve.nodes('pve').network.get(type='bridge')] == ['vmbr0']
+    pve.nodes('pve').qemu(clone).config.put(net1='virtio,bridge=vmbr9')
+    status = wait_task(pve, pve.nodes('pve').qemu(clone).status.start.post())
+    assert status['exitstatus'] == "bridge 'vmbr9' does not exist"
