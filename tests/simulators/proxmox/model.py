@@ -38,7 +38,9 @@ class Fault:
 
     def __init__(self, spec):
         self.spec = spec
-        body, dummy, count = spec.partition('@')
+        body, count = spec, ''
+        if re.search(r'@\d+$', spec):
+            body, dummy, count = spec.rpartition('@')
         parts = body.split(':', 2)
         self.kind = parts[0]
         if self.kind not in self.KINDS:
