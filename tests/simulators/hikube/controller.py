@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
+import ipaddress
 import json
 import threading
 import time
@@ -138,6 +139,25 @@ class Controller:
         self.lb_ips = {}
         self.next_pod_ip = 10
         self.next_lb_ip = 10
+        self._adopt_addresses()
+
+    def _adopt_addresses(self):
+        """After a restart with --state, keep the addresses already handed out (and never hand them out twice)."""
+        for pod in self.store.list(K_POD):
+            vm = (pod["metadata"].get("labels") or {}).get("vm.kubevirt.io/name")
+            ip = (pod.get("status") or {}).get("podIP", "")
+            if vm and ip.startswith("10.244."):
+                self.ips[(pod["metadata"]["namespace"], vm)] = ip
+                third, fourth = (int(x) for x in ip.split(".")[2:])
+                self.next_pod_ip = max(self.next_pod_ip, third * 250 + fourth - 2 + 1)
+        for svc in self.store.list(K_SVC):
+            cluster_ip = svc.get("spec", {}).get("clusterIP", "")
+            if cluster_ip.startswith("10.96."):
+                self.api._cluster_ip = max(self.api._cluster_ip, ipaddress.ip_address(cluster_ip))  # pylint: disable=protected-access
+            for ingress in (svc.get("status") or {}).get("loadBalancer", {}).get("ingress") or []:
+                if ingress.get("ip", "").startswith("203.0.113."):
+                    self.lb_ips[(svc["metadata"]["namespace"], svc["metadata"]["name"])] = ingress["ip"]
+                    self.next_lb_ip = max(self.next_lb_ip, int(ingress["ip"].split(".")[3]) + 1)
 
     # ------------------------------------------------------------ loop
     def start(self):

@@ -101,6 +101,9 @@ def test_state_persists_across_restarts(tmp_path):
         dyn = first.dynamic()
         created = make_disk(dyn, "keep", {}).to_dict()
         wait_for(fetch(dyn, APPS, "VMDisk", "keep"), lambda o: condition(o, "Ready") and condition(o, "Ready")["status"] == "True")
+        make_vm(dyn, "keepvm", {"instanceType": "u1.medium"})
+        first_ip = vm_ip(dyn, "keepvm")
+        assert first_ip
     finally:
         assert first.stop() == 0
     assert os.path.exists(state)
@@ -111,6 +114,9 @@ def test_state_persists_across_restarts(tmp_path):
         assert again["metadata"]["uid"] == created["metadata"]["uid"]
         assert condition(again, "Ready")["status"] == "True"
         assert fetch(dyn, "cdi.kubevirt.io/v1beta1", "DataVolume", "vm-disk-keep")()["status"]["phase"] == "Succeeded"
+        # a VM created after the restart gets a fresh address, the old one keeps its own
+        make_vm(dyn, "newvm", {"instanceType": "u1.medium"})
+        assert vm_ip(dyn, "keepvm") == first_ip and vm_ip(dyn, "newvm") not in (None, first_ip)
         newer = res(dyn, "v1", "ConfigMap").create(namespace=NS, body={"metadata": {"name": "after"}})
         assert int(newer.metadata.resourceVersion) > int(again["metadata"]["resourceVersion"])
     finally:
