@@ -357,7 +357,10 @@ def make_certificate(host, directory):
         from cryptography.x509.oid import NameOID  # pylint: disable=import-outside-toplevel
         import ipaddress  # pylint: disable=import-outside-toplevel
     except ImportError:
-        return _openssl_certificate(host, cert, key), key, cert
+        _openssl_certificate(host, cert, key)
+        with open(cert, 'rb') as src, open(ca, 'wb') as dst:
+            dst.write(src.read())  # self-signed: the certificate is its own CA
+        return cert, key, ca
     now = datetime.datetime.now(datetime.timezone.utc)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, 'polyvirt simulator Proxmox VE CA'),
@@ -397,10 +400,13 @@ def make_certificate(host, directory):
 
 
 def _openssl_certificate(host, cert, key):
+    san = 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:pve'
+    if re.match(r'^[\d.]+$', host) or ':' in host:
+        san += ',IP:%s' % host if host != '127.0.0.1' else ''
+    elif host not in ('localhost', 'pve'):
+        san += ',DNS:%s' % host
     subprocess.run(['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '365',
-                    '-subj', '/CN=%s' % host, '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
-                    '-keyout', key, '-out', cert], check=True, capture_output=True)
-    return cert
+                    '-subj', '/CN=%s' % host, '-addext', san, '-keyout', key, '-out', cert], check=True, capture_output=True)
 
 
 def serve(host, port, cluster, schema, cert=None, key=None, cert_dir=None, auth_delay=0.0, verbose=False):
