@@ -21,6 +21,7 @@ MERGE = "application/merge-patch+json"
 JSONPATCH = "application/json-patch+json"
 STRATEGIC = "application/strategic-merge-patch+json"
 APPLY = "application/apply-patch+yaml"
+PVC_PROTECTION = "kubernetes.io/pvc-protection"
 SERVER_MANAGED = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation",
                   "resourceVersion", "namespace", "name", "selfLink")
 
@@ -140,6 +141,10 @@ class Api:
                 port.setdefault("targetPort", port.get("port"))
             obj.setdefault("status", {}).setdefault("loadBalancer", {})
         elif rt.plural == "persistentvolumeclaims":
+            if old is None:
+                obj["metadata"].setdefault("finalizers", [])
+                if PVC_PROTECTION not in obj["metadata"]["finalizers"]:
+                    obj["metadata"]["finalizers"].append(PVC_PROTECTION)
             spec.setdefault("volumeMode", "Filesystem")
             obj.setdefault("status", {}).setdefault("phase", "Pending")
         elif rt.plural == "pods":

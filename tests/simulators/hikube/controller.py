@@ -55,6 +55,7 @@ K_BACKUP = "backups.cozystack.io/backups"
 K_RJOB = "backups.cozystack.io/restorejobs"
 K_BCLASS = "backups.cozystack.io/backupclasses"
 CAPTURED = "sim.polyvirt.io/captured-spec"
+PVC_PROTECTION = "kubernetes.io/pvc-protection"
 
 
 def _obj(api_version, kind, name, ns=None, labels=None, annotations=None, owner=None):
@@ -106,6 +107,7 @@ def seed(api, tenant):
         store.put(K_SC, obj)
     for image in cozystack.GOLDEN_IMAGES:
         obj = _obj("v1", "PersistentVolumeClaim", "vm-default-images-" + image, ns="cozy-public")
+        obj["metadata"]["finalizers"] = [PVC_PROTECTION]
         obj["spec"] = {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "10Gi"}},
                        "storageClassName": "replicated", "volumeMode": "Block"}
         obj["status"] = {"phase": "Bound", "accessModes": ["ReadWriteMany"], "capacity": {"storage": "10Gi"}}
@@ -226,6 +228,37 @@ class Controller:
             self.changed = True
             self.store.remove(key, ns, name)
 
+    def delete(self, key, ns, name):
+        """Delete as a client would: objects with finalizers only get a deletionTimestamp."""
+        obj = self.store.get(key, ns, name)
+        if obj is None:
+            return
+        if obj["metadata"].get("finalizers"):
+            if not obj["metadata"].get("deletionTimestamp"):
+                obj["metadata"]["deletionTimestamp"] = now_rfc3339()
+                obj["metadata"]["deletionGracePeriodSeconds"] = 0
+                self.put(key, obj)
+        else:
+            self.remove(key, ns, name)
+
+    def pvc_protection(self):
+        """kube-controller-manager: a PVC being deleted stays while a pod still uses it."""
+        used = set()
+        for pod in self.store.list(K_POD):
+            for vol in pod.get("spec", {}).get("volumes", []):
+                claim = (vol.get("persistentVolumeClaim") or {}).get("claimName")
+                if claim:
+                    used.add((pod["metadata"]["namespace"], claim))
+        for pvc in self.store.list(K_PVC):
+            meta = pvc["metadata"]
+            if meta.get("deletionTimestamp") and PVC_PROTECTION in (meta.get("finalizers") or []) and \
+                    (meta["namespace"], meta["name"]) not in used:
+                meta["finalizers"] = [f for f in meta["finalizers"] if f != PVC_PROTECTION]
+                if meta["finalizers"]:
+                    self.put(K_PVC, pvc)
+                else:
+                    self.remove(K_PVC, meta["namespace"], meta["name"])
+
     def set_status(self, key, obj, status):
         if obj.get("status") != status:
             obj = copy.deepcopy(obj)
@@ -273,6 +306,11 @@ class Controller:
         for job in self.store.list(K_RJOB):
             self.restore_job(job)
         self.garbage_collect()
+        for vmi in self.store.list(K_VMI):
+            # virt-controller drops its finalizers once the launcher pod is gone
+            if vmi["metadata"].get("deletionTimestamp"):
+                self.stop_vmi(vmi["metadata"]["namespace"], vmi["metadata"]["name"])
+        self.pvc_protection()
         for key, ns, name in [(k, o["metadata"].get("namespace", ""), o["metadata"]["name"])
                               for k in list(self.store.objects) for o in self.store.list(k)]:
             obj = self.store.get(key, ns, name)
@@ -310,7 +348,7 @@ class Controller:
             for obj in list(self.store.objects[key].values()):
                 refs = obj["metadata"].get("ownerReferences") or []
                 if refs and all(r.get("uid") not in uids for r in refs):
-                    self.remove(key, obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+                    self.delete(key, obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
 
     # ------------------------------------------------------------ Helm releases (Flux)
     def application(self, key, kind, app):
@@ -418,7 +456,7 @@ class Controller:
             for obj in self.store.list(key, ns):
                 labels = obj["metadata"].get("labels") or {}
                 if labels.get("app.kubernetes.io/instance") == release:
-                    self.remove(key, ns, obj["metadata"]["name"])
+                    self.delete(key, ns, obj["metadata"]["name"])
 
     # ------------------------------------------------------------ chart rendering
     def labels(self, release, chart):
@@ -632,6 +670,7 @@ class Controller:
         if pvc is None:
             pvc = _obj("v1", "PersistentVolumeClaim", name, ns=ns, labels=dict(meta.get("labels") or {}, **{"app": "containerized-data-importer"}),
                        owner=dv)
+            pvc["metadata"]["finalizers"] = [PVC_PROTECTION]
             pvc["spec"] = {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": size}},
                            "storageClassName": sc_name, "volumeMode": "Block"}
             pvc["status"] = {"phase": "Pending"}

@@ -430,3 +430,25 @@ def test_tenant_rbac(sims):
     req = urllib.request.Request(url, headers={"Authorization": "Bearer polyvirt-sim-admin"})
     with urllib.request.urlopen(req, timeout=5) as resp:
         assert json.loads(resp.read())["status"]["phase"] == "Running"
+
+
+def test_pvc_protection_while_vm_runs(dyn):
+    disk, vm = unique("pp"), unique("ppvm")
+    make_disk(dyn, disk, {"source": {}})
+    make_vm(dyn, vm, {"instanceType": "u1.medium", "disks": [{"name": disk}]})
+    wait_for(lambda: vm_ip(dyn, vm), bool, what="VM running on the disk")
+    res(dyn, APPS, "VMDisk").delete(namespace=NS, name=disk)
+    wait_for(fetch(dyn, APPS, "VMDisk", disk), lambda o: o is None, what="VMDisk uninstalled")
+    assert fetch(dyn, "cdi.kubevirt.io/v1beta1", "DataVolume", "vm-disk-" + disk)() is None
+    pvc = fetch(dyn, "v1", "PersistentVolumeClaim", "vm-disk-" + disk)()
+    assert pvc["metadata"]["deletionTimestamp"] and pvc["metadata"]["finalizers"] == ["kubernetes.io/pvc-protection"]
+    # the chart now fails on upgrade (the disk is gone), so halting through the application does not apply
+    res(dyn, APPS, "VMInstance").patch(namespace=NS, name=vm, body={"spec": {"runStrategy": "Halted"}}, content_type=MERGE)
+    app = wait_for(fetch(dyn, APPS, "VMInstance", vm), lambda o: condition(o, "Ready")["status"] == "False")
+    assert condition(app, "Ready")["reason"] == "UpgradeFailed"
+    assert "Specified disk not exists in cluster: vm-disk-" + disk in condition(app, "Ready")["message"]
+    assert launcher(dyn, vm)["status"]["phase"] == "Running"
+    assert fetch(dyn, "v1", "PersistentVolumeClaim", "vm-disk-" + disk)() is not None
+    res(dyn, APPS, "VMInstance").delete(namespace=NS, name=vm)
+    wait_for(fetch(dyn, "v1", "PersistentVolumeClaim", "vm-disk-" + disk), lambda o: o is None, what="PVC released")
+    assert launcher(dyn, vm) is None
