@@ -103,8 +103,11 @@ class Backend:
         """Native objects of every instance (one list call where the API allows)."""
         raise NotImplementedError
 
-    def wait_for(self, name, condition, deadline):
-        """Wait until ``condition`` (running, ip, cloud_init) holds; return ``(raw, report)``."""
+    def wait_for(self, name, condition, deadline, raw=None):
+        """Wait until ``condition`` (running, ip, cloud_init) holds; return ``(raw, report)``.
+
+        ``raw`` is the native object the caller already has: when it shows the condition, no API call is made.
+        """
         raise NotImplementedError
 
     # -- snapshots ------------------------------------------------------------------------------

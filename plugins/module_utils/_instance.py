@@ -227,8 +227,6 @@ class InstanceReconciler:
             actions = {"started": ["start"], "restarted": ["start"], "paused": ["start", "pause"]}.get(state, [])
         else:
             actions = POWER_PLAN.get(state, {}).get(current, [])
-            if state == "restarted" and current == "running":
-                actions = ["restart"]
         for action in actions:
             if not self.created:
                 self.tracker.add("state", current, POWER_RESULT[action])
@@ -256,7 +254,7 @@ class InstanceReconciler:
     def _wait(self, spec, deadline):
         for condition in spec["wait_for"] or ["running"]:
             with self._context("wait for"):
-                self.raw, report = self.backend.wait_for(self.name, condition, deadline)
+                self.raw, report = self.backend.wait_for(self.name, condition, deadline, self.raw)
             if condition == "cloud_init":
                 self.extra["cloud_init"] = report
 

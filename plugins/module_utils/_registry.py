@@ -14,9 +14,17 @@ from ansible_collections.polyvirt.compute.plugins.module_utils._errors import Un
 AVAILABLE = ("lxd",)
 
 
-def load_backend(name, settings):
-    """A connected driver for backend ``name`` configured from resolved connection ``settings``."""
+def load_backend(name, settings, resources=False):
+    """A connected driver for backend ``name`` configured from resolved connection ``settings``.
+
+    ``resources`` asks for the snapshot, backup and disk operations too; instance tasks leave them out,
+    because every file a module imports is compiled again on every task.
+    """
     if name == "lxd":
+        if resources:
+            from ansible_collections.polyvirt.compute.plugins.module_utils._lxd.resources import LxdResourceBackend
+
+            return LxdResourceBackend(settings)
         from ansible_collections.polyvirt.compute.plugins.module_utils._lxd.driver import LxdBackend
 
         return LxdBackend(settings)

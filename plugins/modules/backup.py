@@ -188,7 +188,7 @@ def main():
         retain=dict(type="int"),
         restore_to=dict(type="str"),
         backend_options=dict(type="dict"),
-    ))
+    ), resources=True)
     module.run(lambda m: BackupReconciler(m.backend(), m.params, m.check_mode, m.diff_mode).run())
 
 

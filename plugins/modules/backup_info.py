@@ -68,7 +68,7 @@ def main():
     module = PolyvirtModule(dict(
         instance=dict(type="str", required=True),
         name=dict(type="str"),
-    ))
+    ), resources=True)
     module.run(run)
 
 

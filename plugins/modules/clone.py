@@ -299,7 +299,7 @@ def main():
         state=dict(type="str", default="started", choices=["started", "present", "stopped"]),
         **options
     )
-    module = PolyvirtModule(argument_spec)
+    module = PolyvirtModule(argument_spec, resources=True)
     module.run(lambda m: CloneReconciler(m.backend(), m.params, m.check_mode, m.diff_mode).run())
 
 

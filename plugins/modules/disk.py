@@ -185,7 +185,7 @@ def main():
         )),
         optical=dict(type="bool", default=False),
         backend_options=dict(type="dict"),
-    ))
+    ), resources=True)
     module.run(lambda m: DiskReconciler(m.backend(), m.params, m.check_mode, m.diff_mode).run())
 
 

@@ -71,7 +71,7 @@ def main():
         name=dict(type="str"),
         storage=dict(type="str"),
         instance=dict(type="str"),
-    ))
+    ), resources=True)
     module.run(run)
 
 

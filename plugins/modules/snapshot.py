@@ -150,7 +150,7 @@ def main():
         description=dict(type="str"),
         stateful=dict(type="bool", default=False),
         retain=dict(type="int"),
-    ))
+    ), resources=True)
     module.run(lambda m: SnapshotReconciler(m.backend(), m.params, m.check_mode, m.diff_mode).run())
 
 

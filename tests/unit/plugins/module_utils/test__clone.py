@@ -66,7 +66,7 @@ class CloneBackend(Backend):
         self.calls.append(("delete", raw["name"]))
         del self.instances[raw["name"]]
 
-    def wait_for(self, name, condition, deadline):
+    def wait_for(self, name, condition, deadline, raw=None):
         return self.get_instance(name), None
 
 

@@ -69,7 +69,7 @@ class MemoryBackend(Backend):
         self.calls.append(("delete", raw["name"]))
         del self.instances[raw["name"]]
 
-    def wait_for(self, name, condition, deadline):
+    def wait_for(self, name, condition, deadline, raw=None):
         if condition == "ip" and self.never_ip:
             raise WaitTimeout("timed out after 1 s waiting for an IP address on instance %s" % name)
         return self.get_instance(name), None
