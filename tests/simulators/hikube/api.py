@@ -233,6 +233,8 @@ class Api:
             if meta.get("namespace") and meta["namespace"] != ns:
                 raise bad_request("the namespace of the provided object does not match the namespace sent on the request")
         self._validate_name(rt, name, ns)
+        if meta.get("resourceVersion") and not self.cozy(rt):
+            raise bad_request("resourceVersion should not be set on objects to be created")
         self.check_namespace(rt, ns, creating=True)
         with self.store.lock:
             if self.store.get(rt.key, ns if rt.namespaced else "", name) is not None:

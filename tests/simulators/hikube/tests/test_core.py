@@ -64,6 +64,8 @@ def test_crud_metadata_and_conflicts(dyn):
     with pytest.raises(dexc.ConflictError) as err:
         cms.create(namespace=NS, body={"metadata": {"name": name}})
     assert json.loads(err.value.body)["reason"] == "AlreadyExists"
+    with pytest.raises(dexc.BadRequestError):
+        cms.create(namespace=NS, body={"metadata": {"name": name + "-rv", "resourceVersion": "1"}})
     # PUT with the current resourceVersion succeeds and bumps it; a stale one is a 409 Conflict
     body = created.to_dict()
     body["data"] = {"k": "v2"}
@@ -252,3 +254,21 @@ def test_namespace_deletion(dyn_crd):
         nss.get(name=name)
     with pytest.raises(dexc.NotFoundError):
         cms.get(namespace=name, name="c")
+
+
+def test_watch_send_initial_events(cozy):
+    core = kclient.CoreV1Api(cozy.api_client())
+    tag = unique("init")
+    for idx in range(2):
+        core.create_namespaced_config_map(NS, kclient.V1ConfigMap(metadata=kclient.V1ObjectMeta(name="%s-%d" % (tag, idx),
+                                                                                                labels={"init": tag})))
+    watcher = kwatch.Watch()
+    seen = []
+    for event in watcher.stream(core.list_namespaced_config_map, NS, label_selector="init=" + tag, send_initial_events=True,
+                                resource_version_match="NotOlderThan", allow_watch_bookmarks=True, timeout_seconds=5):
+        seen.append(event["type"])
+        if event["type"] == "BOOKMARK":
+            annotations = event["raw_object"]["metadata"].get("annotations") or {}
+            assert annotations.get("k8s.io/initial-events-end") == "true"
+            watcher.stop()
+    assert seen == ["ADDED", "ADDED", "BOOKMARK"]
