@@ -6,7 +6,8 @@ VPY := $(VENV)/bin/python
 BIN := $(CURDIR)/$(VENV)/bin
 # ansible-test needs the collection under .../ansible_collections/polyvirt/compute, outside any git
 # checkout (inside ours it would list files through git, where .build is ignored): we copy it there.
-TEST_TREE ?= $(or $(TMPDIR),/tmp)/polyvirt-compute-test/ansible_collections/polyvirt/compute
+# One tree per checkout, so two checkouts can test at the same time.
+TEST_TREE ?= $(or $(TMPDIR),/tmp)/polyvirt-compute-test-$(shell printf %s "$(CURDIR)" | md5sum | cut -c1-8)/ansible_collections/polyvirt/compute
 # ansible-playbook finds the collection through a symlink to this checkout.
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.build/collections
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg

@@ -114,9 +114,8 @@ def resolve_connection(backend, connection):
     return settings, secrets
 
 
-INSTANCE_OPTIONS = {
-    "type": {"type": "str", "choices": ["container", "vm"]},
-    "image": {"type": "str"},
+# The settings of an instance, shared by instance and clone (doc fragment polyvirt.compute.instance_settings).
+INSTANCE_SETTINGS = {
     "cpus": {"type": "int"},
     "memory": {"type": "raw"},
     "disk_size": {"type": "raw"},
@@ -147,3 +146,10 @@ INSTANCE_OPTIONS = {
     "wait_for": {"type": "list", "elements": "str", "choices": ["running", "ip", "cloud_init"]},
     "force": {"type": "bool", "default": False},
 }
+
+# instance adds what only creation from an image needs.
+INSTANCE_OPTIONS = dict(
+    type={"type": "str", "choices": ["container", "vm"]},
+    image={"type": "str"},
+    **INSTANCE_SETTINGS
+)

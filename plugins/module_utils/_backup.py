@@ -13,9 +13,9 @@ import os
 import tempfile
 import uuid
 
-from ansible_collections.polyvirt.compute.plugins.module_utils._diff import ChangeTracker
 from ansible_collections.polyvirt.compute.plugins.module_utils._errors import Conflict, InvalidInput, NotFound, PolyvirtError, failing_to
 from ansible_collections.polyvirt.compute.plugins.module_utils._model import positive_int
+from ansible_collections.polyvirt.compute.plugins.module_utils._reconciler import Reconciler
 from ansible_collections.polyvirt.compute.plugins.module_utils._resources import backup_result, diffable, oldest_first, to_prune
 from ansible_collections.polyvirt.compute.plugins.module_utils._wait import Deadline
 
@@ -56,30 +56,17 @@ def backup_spec(params, backend):
     return spec
 
 
-class BackupReconciler:
+class BackupReconciler(Reconciler):
     """Bring one backup to ``state``; ``run()`` returns the module result."""
 
     def __init__(self, backend, params, check_mode=False, diff_mode=False):
-        self.backend = backend
-        self.params = params
-        self.check_mode = check_mode
-        self.diff_mode = diff_mode
-        self.tracker = ChangeTracker()
+        super().__init__(backend, params, check_mode, diff_mode)
         self.instance = params.get("instance")
         self.backups = []
-        self.extra = {}
 
     def _context(self, verb, name=None):
         what = "of instance %s" % self.instance
         return failing_to(verb, "backup", "%s %s" % (name, what) if name else what, self.backend.name)
-
-    def run(self):
-        try:
-            return self._run()
-        except PolyvirtError as exc:
-            exc.result.setdefault("changed", self.tracker.changed)
-            exc.result.setdefault("actions", self.tracker.actions)
-            raise
 
     def _run(self):
         with self._context("validate", self.params.get("name")):
@@ -238,11 +225,7 @@ class BackupReconciler:
             self.backend.power(new, "start", False, deadline)
 
     def _result(self, backup):
-        result = {"changed": self.tracker.changed, "backup": backup or {}, "backups": self.backups, "actions": self.tracker.actions}
-        result.update(self.extra)
-        if self.diff_mode:
-            result["diff"] = self.tracker.diff()
-        return result
+        return self._finish(backup=backup or {}, backups=self.backups)
 
 
 def list_backups(backend, instance, name=None):

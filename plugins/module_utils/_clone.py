@@ -9,7 +9,7 @@ the instance module would. Backend-neutral: the copy itself is the driver's ``cl
 
 from __future__ import annotations
 
-from ansible_collections.polyvirt.compute.plugins.module_utils._errors import InvalidInput, NotFound, PolyvirtError
+from ansible_collections.polyvirt.compute.plugins.module_utils._errors import InvalidInput, NotFound
 from ansible_collections.polyvirt.compute.plugins.module_utils._instance import InstanceReconciler, _diffable, desired_spec, predicted_instance
 from ansible_collections.polyvirt.compute.plugins.module_utils._wait import Deadline
 
@@ -104,9 +104,5 @@ class CloneReconciler(InstanceReconciler):
             self.extra["cloned"] = False
             exc.result["cloned"] = False
 
-    def run(self):
-        try:
-            return super().run()
-        except PolyvirtError as exc:
-            exc.result.setdefault("cloned", self.extra["cloned"])
-            raise
+    def _known(self):
+        return dict(super()._known(), cloned=self.extra["cloned"])

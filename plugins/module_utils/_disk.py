@@ -5,9 +5,9 @@
 
 from __future__ import annotations
 
-from ansible_collections.polyvirt.compute.plugins.module_utils._diff import ChangeTracker
-from ansible_collections.polyvirt.compute.plugins.module_utils._errors import Conflict, InvalidInput, NotFound, PolyvirtError, failing_to
+from ansible_collections.polyvirt.compute.plugins.module_utils._errors import Conflict, InvalidInput, NotFound, failing_to
 from ansible_collections.polyvirt.compute.plugins.module_utils._model import GIB, parse_size
+from ansible_collections.polyvirt.compute.plugins.module_utils._reconciler import Reconciler
 from ansible_collections.polyvirt.compute.plugins.module_utils._resources import diffable, disk_result
 from ansible_collections.polyvirt.compute.plugins.module_utils._wait import Deadline
 
@@ -41,15 +41,11 @@ def disk_spec(params, backend):
     return spec
 
 
-class DiskReconciler:
+class DiskReconciler(Reconciler):
     """Bring one disk to ``state``; ``run()`` returns the module result."""
 
     def __init__(self, backend, params, check_mode=False, diff_mode=False):
-        self.backend = backend
-        self.params = params
-        self.check_mode = check_mode
-        self.diff_mode = diff_mode
-        self.tracker = ChangeTracker()
+        super().__init__(backend, params, check_mode, diff_mode)
         self.name = params.get("name")
         self.disk = None
         self.created = False
@@ -57,15 +53,8 @@ class DiskReconciler:
     def _context(self, verb):
         return failing_to(verb, "disk", self.name, self.backend.name)
 
-    def run(self):
-        try:
-            return self._run()
-        except PolyvirtError as exc:
-            exc.result.setdefault("changed", self.tracker.changed)
-            exc.result.setdefault("actions", self.tracker.actions)
-            if self.disk is not None and "disk" not in exc.result:
-                exc.result["disk"] = self.disk
-            raise
+    def _known(self):
+        return {"disk": self.disk} if self.disk is not None else {}
 
     def _run(self):
         with self._context("validate"):
@@ -178,10 +167,7 @@ class DiskReconciler:
     def _result(self, disk):
         if self.created:  # a new disk shows as a whole, attachment included
             self.tracker.whole(None, diffable(disk))
-        result = {"changed": self.tracker.changed, "disk": disk or {}, "actions": self.tracker.actions}
-        if self.diff_mode:
-            result["diff"] = self.tracker.diff()
-        return result
+        return self._finish(disk=disk or {})
 
 
 def list_disks(backend, name=None, storage=None, instance=None):

@@ -11,9 +11,10 @@ from __future__ import annotations
 import fnmatch
 
 from ansible_collections.polyvirt.compute.plugins.module_utils._cloud_init import render_network_config, render_user_data
-from ansible_collections.polyvirt.compute.plugins.module_utils._diff import ChangeTracker, project, prune
+from ansible_collections.polyvirt.compute.plugins.module_utils._diff import project, prune
 from ansible_collections.polyvirt.compute.plugins.module_utils._errors import InvalidInput, PolyvirtError, failing_to
 from ansible_collections.polyvirt.compute.plugins.module_utils._model import instance_result, normalise_mac, positive_int, size_gib, size_mib
+from ansible_collections.polyvirt.compute.plugins.module_utils._reconciler import Reconciler
 from ansible_collections.polyvirt.compute.plugins.module_utils._wait import Deadline
 
 # What each ``state`` does from each current power state: a list of driver power actions.
@@ -109,32 +110,20 @@ def predicted_instance(backend, spec):
                            networks=prune(spec["networks"] or []))
 
 
-class InstanceReconciler:
+class InstanceReconciler(Reconciler):
     """Bring one instance to the desired state; ``run()`` returns the module result."""
 
     def __init__(self, backend, params, check_mode=False, diff_mode=False):
-        self.backend = backend
-        self.params = params
-        self.check_mode = check_mode
-        self.diff_mode = diff_mode
-        self.tracker = ChangeTracker()
+        super().__init__(backend, params, check_mode, diff_mode)
         self.name = params["name"]
         self.created = False
         self.raw = None
-        self.extra = {}
 
     def _context(self, verb):
         return failing_to(verb, "instance", self.name, self.backend.name)
 
-    def run(self):
-        try:
-            return self._run()
-        except PolyvirtError as exc:
-            exc.result.setdefault("changed", self.tracker.changed)
-            exc.result.setdefault("actions", self.tracker.actions)
-            if self.raw is not None and "instance" not in exc.result:
-                exc.result["instance"] = self.backend.describe_instance(self.raw)
-            raise
+    def _known(self):
+        return {"instance": self.backend.describe_instance(self.raw)} if self.raw is not None else {}
 
     def _run(self):
         with self._context("validate"):
@@ -159,11 +148,7 @@ class InstanceReconciler:
         return self._result(self.backend.describe_instance(self.raw))
 
     def _result(self, instance):
-        result = {"changed": self.tracker.changed, "instance": instance, "actions": self.tracker.actions}
-        result.update(self.extra)
-        if self.diff_mode:
-            result["diff"] = self.tracker.diff()
-        return result
+        return self._finish(instance=instance)
 
     def _absent(self, deadline):
         if self.raw is None:
@@ -185,12 +170,6 @@ class InstanceReconciler:
                 self._plan_power_for_new(spec)
                 return
             self.created = True
-
-    def _do(self, action, call, *args):
-        """Record ``action`` and, outside check mode, do it first: a failed call is not reported as done."""
-        result = None if self.check_mode else call(*args)
-        self.tracker.action(action)
-        return result
 
     def _plan_power_for_new(self, spec):
         for action in {"started": ["start"], "restarted": ["start"], "paused": ["start", "pause"]}.get(spec["state"], []):

@@ -5,9 +5,9 @@
 
 from __future__ import annotations
 
-from ansible_collections.polyvirt.compute.plugins.module_utils._diff import ChangeTracker
-from ansible_collections.polyvirt.compute.plugins.module_utils._errors import InvalidInput, NotFound, PolyvirtError, failing_to
+from ansible_collections.polyvirt.compute.plugins.module_utils._errors import InvalidInput, NotFound, failing_to
 from ansible_collections.polyvirt.compute.plugins.module_utils._model import positive_int
+from ansible_collections.polyvirt.compute.plugins.module_utils._reconciler import Reconciler
 from ansible_collections.polyvirt.compute.plugins.module_utils._resources import diffable, oldest_first, snapshot_result, to_prune
 from ansible_collections.polyvirt.compute.plugins.module_utils._wait import Deadline
 
@@ -27,33 +27,20 @@ def validate(params, backend):
     backend.validate_snapshot_name(params["name"])
 
 
-class SnapshotReconciler:
+class SnapshotReconciler(Reconciler):
     """Bring one snapshot to ``state``; ``run()`` returns the module result."""
 
     def __init__(self, backend, params, check_mode=False, diff_mode=False):
-        self.backend = backend
-        self.params = params
-        self.check_mode = check_mode
-        self.diff_mode = diff_mode
-        self.tracker = ChangeTracker()
+        super().__init__(backend, params, check_mode, diff_mode)
         self.instance = params["instance"]
         self.name = params["name"]
         self.snapshots = []
-        self.extra = {}
 
     def _context(self, verb, obj="snapshot"):
         name = self.name if obj == "snapshot" else self.instance
         if obj == "snapshot":
             name = "%s of instance %s" % (self.name, self.instance)
         return failing_to(verb, obj, name, self.backend.name)
-
-    def run(self):
-        try:
-            return self._run()
-        except PolyvirtError as exc:
-            exc.result.setdefault("changed", self.tracker.changed)
-            exc.result.setdefault("actions", self.tracker.actions)
-            raise
 
     def _run(self):
         state = self.params.get("state") or "present"
@@ -145,11 +132,7 @@ class SnapshotReconciler:
                         self.name, self.instance, key, current.get(key), value))
 
     def _result(self, snapshot):
-        result = {"changed": self.tracker.changed, "snapshot": snapshot or {}, "snapshots": self.snapshots, "actions": self.tracker.actions}
-        result.update(self.extra)
-        if self.diff_mode:
-            result["diff"] = self.tracker.diff()
-        return result
+        return self._finish(snapshot=snapshot or {}, snapshots=self.snapshots)
 
 
 def list_snapshots(backend, instance, name=None):

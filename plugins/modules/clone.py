@@ -22,6 +22,7 @@ author:
 extends_documentation_fragment:
   - polyvirt.compute.connection
   - polyvirt.compute.wait
+  - polyvirt.compute.instance_settings
   - polyvirt.compute.attributes
 attributes:
   check_mode:
@@ -63,91 +64,6 @@ options:
     type: str
     choices: [started, present, stopped]
     default: started
-  cpus:
-    description: Number of virtual CPUs (LXD C(limits.cpu)).
-    type: int
-  memory:
-    description:
-      - Memory, as V(4GiB), V(512MiB), V(4G) (binary) or a bare number of MiB (LXD C(limits.memory)).
-    type: raw
-  disk_size:
-    description:
-      - Size of the root disk, as V(20GiB) or a bare number of GiB. Disks only grow; a smaller size is an error.
-      - LXD, the size of the instance's root disk device (its storage pool must support quotas).
-    type: raw
-  flavor:
-    description: A backend's named size (for example a Hikube C(instanceType) such as V(u1.medium)).
-    type: str
-  networks:
-    description:
-      - The instance's network interfaces, in order. When set, the list is the whole set of interfaces.
-      - LXD, NIC devices V(eth0), V(eth1), ... on managed networks.
-    type: list
-    elements: dict
-    suboptions:
-      name:
-        description: The network, bridge or switch to connect to. Required by LXD.
-        type: str
-      ipv4:
-        description: A static IPv4 address (LXD reserves it in the network's DHCP), or V(dhcp).
-        type: str
-      ipv4_gateway:
-        description: The IPv4 gateway, where the backend sets it.
-        type: str
-      ipv6:
-        description: A static IPv6 address.
-        type: str
-      mac:
-        description: The MAC address (compared case-insensitively).
-        type: str
-      nat:
-        description: CloudCIX, give the interface a public address through NAT.
-        type: bool
-  ssh_keys:
-    description: Public SSH keys for the default user, merged into the cloud-init C(ssh_authorized_keys).
-    type: list
-    elements: str
-  cloud_init:
-    description:
-      - cloud-init configuration, rendered into the backend's own mechanism (LXD C(cloud-init.user-data) and
-        C(cloud-init.network-config), or C(user.user-data) on servers that predate them).
-      - cloud-init reads it at an instance's first boot, so it is applied when the instance is created. On an existing
-        instance a difference is reported as a warning and left alone.
-    type: dict
-    suboptions:
-      user_data:
-        description: A dict (rendered as C(#cloud-config)) or a complete user-data string.
-        type: raw
-      network_config:
-        description: cloud-init network configuration (version 1 or 2), as a dict or a YAML string.
-        type: raw
-  description:
-    description: A free-text description, where the backend has one.
-    type: str
-  tags:
-    description: Tags of the instance, compared as a set (LXD stores them in C(user.polyvirt.tags)).
-    type: list
-    elements: str
-  backend_options:
-    description:
-      - Raw backend-specific settings, merged last.
-      - LXD, C(config) (instance config keys), C(devices) (device name to device), C(profiles) (the list of profiles,
-        creation and update) and C(source) (a raw LXD image source, creation only).
-    type: dict
-  wait_for:
-    description:
-      - What to wait for after starting, within O(wait_timeout).
-      - V(running) the instance runs; V(ip) it has a global IPv4 or IPv6 address on an interface (interfaces without
-        addresses and link-local addresses are ignored); V(cloud_init) cloud-init reports it is done (LXD runs
-        C(cloud-init status --wait) in the instance; an error fails the task and returns the report).
-      - Defaults to V(running) when the instance is started.
-    type: list
-    elements: str
-    choices: [running, ip, cloud_init]
-  force:
-    description: Stop by force (no clean shutdown) when stopping.
-    type: bool
-    default: false
 seealso:
   - module: polyvirt.compute.instance
   - module: polyvirt.compute.snapshot
@@ -283,13 +199,12 @@ cloned:
   sample: true
 """
 
-from ansible_collections.polyvirt.compute.plugins.module_utils._args import INSTANCE_OPTIONS
+from ansible_collections.polyvirt.compute.plugins.module_utils._args import INSTANCE_SETTINGS
 from ansible_collections.polyvirt.compute.plugins.module_utils._clone import CloneReconciler
 from ansible_collections.polyvirt.compute.plugins.module_utils._module import PolyvirtModule
 
 
 def main():
-    options = dict((key, value) for key, value in INSTANCE_OPTIONS.items() if key not in ("type", "image"))
     argument_spec = dict(
         source=dict(type="str", required=True),
         name=dict(type="str", required=True),
@@ -297,7 +212,7 @@ def main():
         mode=dict(type="str", default="full", choices=["full", "linked"]),
         target=dict(type="str"),
         state=dict(type="str", default="started", choices=["started", "present", "stopped"]),
-        **options
+        **INSTANCE_SETTINGS
     )
     module = PolyvirtModule(argument_spec, resources=True)
     module.run(lambda m: CloneReconciler(m.backend(), m.params, m.check_mode, m.diff_mode).run())

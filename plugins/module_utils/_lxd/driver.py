@@ -272,10 +272,8 @@ class LxdBackend(Backend):
     def wait_for(self, name, condition, deadline, raw=None):
         if condition == "cloud_init":
             return self._wait_cloud_init(name, deadline)
-        if condition == "running":
-            holds, what = (lambda r: r.get("status") == "Running"), "instance %s to run" % name
-        else:
-            holds, what = (lambda r: any(global_addresses(r).values())), "an IP address on instance %s" % name
+        holds, what = WAIT_CONDITIONS[condition]
+        what = what % name
         if raw is not None and holds(raw):
             return raw, None  # what we read already answers: no extra API call on idempotent runs
 
@@ -348,6 +346,19 @@ class LxdBackend(Backend):
         target = clone["target"] or self.client.target
         self.client.run("POST", "/1.0/instances", body, timeout=deadline.remaining(), query={"target": target} if target else None)
         return self.get_instance(spec["name"])
+
+
+def is_running(raw):
+    return raw.get("status") == "Running"
+
+
+def has_address(raw):
+    return any(global_addresses(raw).values())
+
+
+# wait_for conditions that a read of the instance answers: (test, what is awaited).
+WAIT_CONDITIONS = {"running": (is_running, "instance %s to run"), "ip": (has_address, "an IP address on instance %s")}
+
 
 def put_body(raw):
     """The writable part of an instance (for PUT), from its native object."""

@@ -109,7 +109,8 @@ def test_networks_replace_nics_and_mask_profile_ones():
     devices = {"eth5": {"type": "nic", "network": "old"}, "data": {"type": "disk", "path": "/data"}}
     expanded = copy.deepcopy(RAW["expanded_devices"])
     expanded["eth9"] = {"type": "nic", "network": "from-profile"}
-    driver._replace_nics(devices, expanded, [{"name": "br0", "ipv4": "10.0.0.9", "mac": "00:16:3e:00:00:01"}, {"name": "br1"}])  # pylint: disable=protected-access
+    networks = [{"name": "br0", "ipv4": "10.0.0.9", "mac": "00:16:3e:00:00:01"}, {"name": "br1"}]
+    driver._replace_nics(devices, expanded, networks)  # pylint: disable=protected-access
     assert devices == {
         "data": {"type": "disk", "path": "/data"},
         "eth0": {"type": "nic", "network": "br0", "name": "eth0", "ipv4.address": "10.0.0.9", "hwaddr": "00:16:3e:00:00:01"},
