@@ -51,10 +51,7 @@ class CloneReconciler(InstanceReconciler):
             if self.raw is None:  # check mode: nothing exists to configure, power or wait for
                 return self._result(self._predicted)
         self._update(spec, deadline)
-        self._power(spec, deadline)
-        if self.params.get("wait", True) and not self.check_mode and spec["state"] in ("started", "restarted"):
-            self._wait(spec, deadline)
-        return self._result(self.backend.describe_instance(self.raw))
+        return self._converge(spec, deadline)
 
     def _clone(self, spec, clone, deadline):
         with self._context("clone"):

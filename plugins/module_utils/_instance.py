@@ -142,6 +142,10 @@ class InstanceReconciler(Reconciler):
             self._update(spec, deadline)
         if self.raw is None:  # check mode: nothing exists to power or wait for
             return self._result(predicted_instance(self.backend, spec))
+        return self._converge(spec, deadline)
+
+    def _converge(self, spec, deadline):
+        """Power state and waits, then the result: what instance and clone share after create or update."""
         self._power(spec, deadline)
         if self.params.get("wait", True) and not self.check_mode and spec["state"] in ("started", "restarted"):
             self._wait(spec, deadline)
