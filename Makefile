@@ -13,6 +13,10 @@ export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.build/collections
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(BIN):$(PATH)
 
+# A second venv with the `ansible` package, for the collections it bundles: community.general (the
+# benchmark compares with it) and kubernetes.core (the Hikube emulator is tested with it). Kept out of .venv.
+TOOLS_VENV := .build/tools-venv
+
 REQS := $(wildcard requirements/*.txt) tests/requirements.txt $(wildcard tests/simulators/*/requirements.txt)
 
 .PHONY: help venv collection pip-bootstrap test-tree sanity-tools lab demo demo-clean test sanity units simulators integration bench clean
@@ -67,21 +71,20 @@ sanity: venv test-tree pip-bootstrap sanity-tools
 units: venv test-tree pip-bootstrap
 	cd $(TEST_TREE) && $(BIN)/ansible-test units --venv --python 3.11 --color no
 
-simulators: venv
-	$(VPY) -m pytest -q -p no:cacheprovider tests/simulators
+simulators: venv $(TOOLS_VENV)/.stamp
+	POLYVIRT_TEST_COLLECTIONS=$$(ls -d $(CURDIR)/$(TOOLS_VENV)/lib/python3*/site-packages) $(VPY) -m pytest -q -p no:cacheprovider -rs tests/simulators
 
 integration: lab test-tree
 	cd $(TEST_TREE) && $(BIN)/ansible-test integration --python 3.11 --color no --allow-destructive
 
-# The benchmark venv has the `ansible` package (for community.general), kept out of the test venv.
-BENCH_VENV := .build/bench-venv
-$(BENCH_VENV)/.stamp: bench/requirements.txt
-	$(PYTHON) -m venv $(BENCH_VENV)
-	$(BENCH_VENV)/bin/python -m pip install -q -r bench/requirements.txt
+# The tools venv (TOOLS_VENV above).
+$(TOOLS_VENV)/.stamp: bench/requirements.txt
+	$(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/python -m pip install -q -r bench/requirements.txt
 	touch $@
 
-bench: lab $(BENCH_VENV)/.stamp
-	$(BENCH_VENV)/bin/python bench/lxd_noop.py
+bench: lab $(TOOLS_VENV)/.stamp
+	$(TOOLS_VENV)/bin/python bench/lxd_noop.py
 
 clean:
 	rm -rf .build tests/output
