@@ -36,10 +36,6 @@ class ChangeTracker:
     def changed(self):
         return bool(self.actions)
 
-    @property
-    def fields(self):
-        return sorted(self._after)
-
     def diff(self):
         """The ``before``/``after`` pair Ansible shows in diff mode."""
         return {"before": copy.deepcopy(self._before), "after": copy.deepcopy(self._after)}

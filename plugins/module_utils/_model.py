@@ -9,8 +9,6 @@ import re
 
 from ansible_collections.polyvirt.compute.plugins.module_utils._errors import InvalidInput
 
-INSTANCE_STATES = ("running", "stopped", "paused", "pending", "error")
-
 _UNITS_IN_BYTES = {
     "": None,  # bare number: the caller's default unit
     "b": 1,

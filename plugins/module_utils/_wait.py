@@ -20,9 +20,6 @@ class Deadline:
     def remaining(self):
         return max(0.0, self._end - time.monotonic())
 
-    def expired(self):
-        return self.remaining() <= 0
-
 
 def poll(check, deadline, what, first=0.2, longest=3.0):
     """Call ``check()`` until it returns something truthy, backing off between calls.
