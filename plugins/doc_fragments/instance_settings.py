@@ -62,7 +62,11 @@ options:
     type: dict
     suboptions:
       user_data:
-        description: A dict (rendered as C(#cloud-config)) or a complete user-data string.
+        description:
+          - A dict (rendered as C(#cloud-config)) or a complete user-data string, which must start with a header
+            cloud-init acts on (C(#cloud-config), C(#!), C(#include), C(#cloud-boothook), C(#part-handler),
+            C(## template: jinja) or a MIME C(Content-Type:)); cloud-init ignores any other text.
+          - It may hold password hashes, so it is never logged or returned, not even at C(-vvv).
         type: raw
       network_config:
         description: cloud-init network configuration (version 1 or 2), as a dict or a YAML string.
@@ -92,6 +96,20 @@ options:
     choices: [running, ip, cloud_init]
   force:
     description: Stop by force (no clean shutdown) when the task stops or deletes the instance.
+    type: bool
+    default: false
+  allow_restart:
+    description:
+      - What to do when a requested change to a running instance takes effect only after a restart, or can be made
+        only while the instance is stopped.
+      - V(true) restarts the instance after the change (or stops it, applies the change and starts it again) and says
+        so in RV(actions).
+      - V(false) applies a change the platform can hold until the next restart and returns RV(restart_required=true)
+        with a warning; a change the platform refuses while the instance runs fails before anything changes, naming the
+        setting and this option.
+      - "On LXD, config keys that LXD documents as not live-updatable (C(linux.sysctl.*), C(raw.lxc), C(raw.idmap),
+        C(security.privileged), C(security.idmap.*), C(security.syscalls.*)) take effect at the next restart; every other
+        setting is applied at once."
     type: bool
     default: false
 """

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 
+from ansible.module_utils.parsing.convert_bool import boolean
+
 from ansible_collections.polyvirt.compute.plugins.module_utils._errors import InvalidInput
 
 BACKENDS = ("lxd", "proxmox", "hikube", "cloudcix", "hyperv")
@@ -66,10 +68,6 @@ COMMON_ARGS = {
     "wait_timeout": {"type": "int", "default": 600},
 }
 
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off")
-
-
 def _from_env(backend, key, option_type):
     """The value of ``POLYVIRT_<BACKEND>_<KEY>`` converted to the key's type, or None."""
     name = "POLYVIRT_%s_%s" % (backend.upper(), key.upper())
@@ -77,11 +75,10 @@ def _from_env(backend, key, option_type):
     if raw is None or raw == "":
         return None
     if option_type == "bool":
-        if raw.lower() in _TRUE:
-            return True
-        if raw.lower() in _FALSE:
-            return False
-        raise InvalidInput("environment variable %s must be true or false, got %r" % (name, raw))
+        try:
+            return boolean(raw, strict=True)
+        except TypeError:
+            raise InvalidInput("environment variable %s must be true or false, got %r" % (name, raw))
     if option_type == "int":
         try:
             return int(raw)
@@ -136,7 +133,8 @@ INSTANCE_SETTINGS = {
     "cloud_init": {
         "type": "dict",
         "options": {
-            "user_data": {"type": "raw"},
+            # user-data carries password hashes and chpasswd lists: never printed, not even at -vvv.
+            "user_data": {"type": "raw", "no_log": True},
             "network_config": {"type": "raw"},
         },
     },
@@ -145,6 +143,7 @@ INSTANCE_SETTINGS = {
     "backend_options": {"type": "dict"},
     "wait_for": {"type": "list", "elements": "str", "choices": ["running", "ip", "cloud_init"]},
     "force": {"type": "bool", "default": False},
+    "allow_restart": {"type": "bool", "default": False},
 }
 
 # instance adds what only creation from an image needs.

@@ -16,6 +16,8 @@ import json
 from ansible_collections.polyvirt.compute.plugins.module_utils._errors import InvalidInput
 
 CLOUD_CONFIG_HEADER = "#cloud-config"
+# The first lines cloud-init recognises in user-data; anything else is ignored at boot.
+USER_DATA_HEADERS = (CLOUD_CONFIG_HEADER, "#!", "#include", "#cloud-boothook", "#part-handler", "## template: jinja", "Content-Type:")
 
 
 def _yaml():
@@ -53,6 +55,9 @@ def render_user_data(user_data, ssh_keys=None, option="cloud_init.user_data"):
     if user_data is None and not ssh_keys:
         return None
     if isinstance(user_data, str):
+        if not user_data.lstrip().startswith(USER_DATA_HEADERS):
+            raise InvalidInput("%s is a string that cloud-init would ignore: it must start with #cloud-config (or another cloud-init header: %s), "
+                               "or be a dict" % (option, ", ".join(USER_DATA_HEADERS[1:])))
         if not ssh_keys:
             return user_data
         if not user_data.lstrip().startswith(CLOUD_CONFIG_HEADER):

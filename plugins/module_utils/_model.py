@@ -5,9 +5,12 @@
 
 from __future__ import annotations
 
+import math
 import re
+import unicodedata
 
 from ansible_collections.polyvirt.compute.plugins.module_utils._errors import InvalidInput
+from ansible_collections.polyvirt.compute.plugins.module_utils._net import pick_ansible_host
 
 _UNITS_IN_BYTES = {
     "": None,  # bare number: the caller's default unit
@@ -31,6 +34,8 @@ def parse_size(value, option, default_unit):
     if isinstance(value, bool):
         raise InvalidInput("%s must be a size such as 4GiB or 512MiB, got %r" % (option, value))
     if isinstance(value, (int, float)):
+        if not math.isfinite(value):
+            raise InvalidInput("%s must be a size such as 4GiB or 512MiB, got %r" % (option, value))
         number, unit = float(value), ""
     else:
         match = _SIZE_RE.match(str(value))
@@ -46,6 +51,21 @@ def parse_size(value, option, default_unit):
     if size <= 0:
         raise InvalidInput("%s must be greater than zero, got %r" % (option, value))
     return size
+
+
+def format_size(size):
+    """``size`` bytes in the largest binary unit that divides it exactly ("4GiB", "512MiB", "1536B")."""
+    for unit, factor in (("TiB", 1024 ** 4), ("GiB", GIB), ("MiB", MIB), ("KiB", 1024)):
+        if size % factor == 0:
+            return "%d%s" % (size // factor, unit)
+    return "%dB" % size
+
+
+def in_unit(size, unit):
+    """``size`` bytes in ``unit`` (MiB, GiB): whole when it divides exactly, else rounded to 2 places."""
+    if size is None:
+        return None
+    return size // unit if size % unit == 0 else round(size / float(unit), 2)
 
 
 def size_mib(value, option):
@@ -64,6 +84,22 @@ def _whole(size, unit, option, value, unit_name):
     return size // unit
 
 
+def check_name(value, option):
+    """The rules every resource name obeys on every backend; each backend adds its own on top.
+
+    ``.`` and ``..`` are refused because backends build paths from names: LXD 5.0 put a snapshot named
+    ``..`` at the root of the pool's snapshot directory, and deleting it removed every snapshot in the pool.
+    """
+    if not isinstance(value, str) or not value:
+        raise InvalidInput("%s must be a non-empty name, got %r" % (option, value))
+    if value in (".", ".."):
+        raise InvalidInput("%s %r is not a valid name: . and .. are path components" % (option, value))
+    for char in value:
+        if char in "/\\" or unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp"):
+            raise InvalidInput("%s %r is not a valid name: it contains %r (no path separators or control characters)" % (option, value, char))
+    return value
+
+
 def positive_int(value, option):
     if value is None:
         return None
@@ -74,14 +110,6 @@ def positive_int(value, option):
 
 def normalise_mac(mac):
     return mac.lower().replace("-", ":") if mac else mac
-
-
-def pick_ansible_host(addresses):
-    """The address Ansible should connect to: the first IPv4, else the first IPv6, else None."""
-    for family in ("ipv4", "ipv6"):
-        if addresses.get(family):
-            return addresses[family][0]
-    return None
 
 
 def instance_result(name, backend, **fields):
@@ -106,5 +134,84 @@ def instance_result(name, backend, **fields):
     }
     result.update(fields)
     if result["ansible_host"] is None:
-        result["ansible_host"] = pick_ansible_host(result["addresses"])
+        result["ansible_host"] = pick_ansible_host(result["addresses"], result["networks"])
     return result
+
+
+def snapshot_result(name, instance, backend, **fields):
+    result = {
+        "name": name,
+        "instance": instance,
+        "backend": backend,
+        "created_at": None,
+        "stateful": False,
+        "description": None,
+        "backend_data": {},
+    }
+    result.update(fields)
+    return result
+
+
+def backup_result(name, instance, backend, **fields):
+    result = {
+        "id": name,
+        "name": name,
+        "instance": instance,
+        "backend": backend,
+        "created_at": None,
+        "size_bytes": None,
+        "location": None,
+        "backend_data": {},
+    }
+    result.update(fields)
+    return result
+
+
+def disk_result(name, backend, **fields):
+    result = {
+        "name": name,
+        "backend": backend,
+        "size_gib": None,
+        "size_bytes": None,
+        "storage": None,
+        "attached_to": None,
+        "attachments": [],
+        "path": None,
+        "backend_data": {},
+    }
+    result.update(fields)
+    return result
+
+
+def oldest_first(items):
+    """``items`` (snapshots or backups) ordered by creation time, keeping the backend's order for ties."""
+    return sorted(items, key=lambda item: item.get("created_at") or "")
+
+
+def to_prune(items, retain, keep=None):
+    """The oldest ``items`` beyond the newest ``retain``; ``keep`` (a name) is never pruned."""
+    if not retain:
+        return []
+    ordered = oldest_first(items)
+    excess = len(ordered) - retain
+    victims = []
+    for item in ordered:
+        if len(victims) >= excess:
+            break
+        if item["name"] != keep:
+            victims.append(item)
+    return victims
+
+
+def diffable(item):
+    """The part of a resource worth showing in a diff (not the native object)."""
+    return dict((key, value) for key, value in public(item or {}).items() if key != "backend_data" and value not in (None, [], {}))
+
+
+def public(value):
+    """``value`` without the keys a driver keeps for itself (leading ``_``, such as ``_native``): what a result shows."""
+    if isinstance(value, dict):
+        return dict((key, public(item)) for key, item in value.items() if not (isinstance(key, str) and key.startswith("_")))
+    if isinstance(value, list):
+        return [public(item) for item in value]
+    return value

@@ -12,21 +12,19 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.polyvirt.compute.plugins.module_utils._args import COMMON_ARGS, resolve_connection
 from ansible_collections.polyvirt.compute.plugins.module_utils._errors import PolyvirtError
-from ansible_collections.polyvirt.compute.plugins.module_utils._registry import load_backend
+from ansible_collections.polyvirt.compute.plugins.module_utils._backends.registry import load_backend
 
 
 class PolyvirtModule:
     """Wraps AnsibleModule: adds the common options and turns collection errors into ``fail_json``."""
 
-    def __init__(self, argument_spec, resources=False, **kwargs):
-        """``resources``: the module manages snapshots, backups or disks (see _registry.load_backend)."""
+    def __init__(self, argument_spec, **kwargs):
         spec = copy.deepcopy(COMMON_ARGS)
         spec.update(argument_spec)
         self.module = AnsibleModule(argument_spec=spec, supports_check_mode=True, **kwargs)
         self.params = self.module.params
         self.check_mode = self.module.check_mode
         self.diff_mode = self.module._diff
-        self._resources = resources
         self._backend = None
 
     def backend(self):
@@ -34,7 +32,7 @@ class PolyvirtModule:
         if self._backend is None:
             settings, secrets = resolve_connection(self.params["backend"], self.params.get("connection"))
             self.module.no_log_values.update(secrets)
-            self._backend = load_backend(self.params["backend"], settings, self._resources)
+            self._backend = load_backend(self.params["backend"], settings)
         return self._backend
 
     def run(self, action):

@@ -173,7 +173,7 @@ actions:
   sample: ["create backup nightly-20260101 of instance web1", "export backup nightly-20260101 of instance web1 to /srv/backups/web1.tar.gz"]
 """
 
-from ansible_collections.polyvirt.compute.plugins.module_utils._backup import BackupReconciler
+from ansible_collections.polyvirt.compute.plugins.module_utils._reconcile.backup import BackupReconciler
 from ansible_collections.polyvirt.compute.plugins.module_utils._module import PolyvirtModule
 
 
@@ -188,7 +188,7 @@ def main():
         retain=dict(type="int"),
         restore_to=dict(type="str"),
         backend_options=dict(type="dict"),
-    ), resources=True)
+    ))
     module.run(lambda m: BackupReconciler(m.backend(), m.params, m.check_mode, m.diff_mode).run())
 
 

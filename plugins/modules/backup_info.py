@@ -53,7 +53,7 @@ backups:
             "size_bytes": null, "location": null, "backend_data": {}}]
 """
 
-from ansible_collections.polyvirt.compute.plugins.module_utils._backup import list_backups
+from ansible_collections.polyvirt.compute.plugins.module_utils._reconcile.backup import list_backups
 from ansible_collections.polyvirt.compute.plugins.module_utils._errors import failing_to
 from ansible_collections.polyvirt.compute.plugins.module_utils._module import PolyvirtModule
 
@@ -68,7 +68,7 @@ def main():
     module = PolyvirtModule(dict(
         instance=dict(type="str", required=True),
         name=dict(type="str"),
-    ), resources=True)
+    ))
     module.run(run)
 
 

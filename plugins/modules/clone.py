@@ -197,10 +197,17 @@ cloned:
   returned: always
   type: bool
   sample: true
+restart_required:
+  description:
+    - Whether a change this task made (or an earlier one left pending) takes effect only at the instance's next restart;
+      see O(allow_restart).
+  returned: always
+  type: bool
+  sample: false
 """
 
 from ansible_collections.polyvirt.compute.plugins.module_utils._args import INSTANCE_SETTINGS
-from ansible_collections.polyvirt.compute.plugins.module_utils._clone import CloneReconciler
+from ansible_collections.polyvirt.compute.plugins.module_utils._reconcile.clone import CloneReconciler
 from ansible_collections.polyvirt.compute.plugins.module_utils._module import PolyvirtModule
 
 
@@ -214,7 +221,7 @@ def main():
         state=dict(type="str", default="started", choices=["started", "present", "stopped"]),
         **INSTANCE_SETTINGS
     )
-    module = PolyvirtModule(argument_spec, resources=True)
+    module = PolyvirtModule(argument_spec)
     module.run(lambda m: CloneReconciler(m.backend(), m.params, m.check_mode, m.diff_mode).run())
 
 

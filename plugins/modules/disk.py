@@ -167,7 +167,7 @@ actions:
   sample: ["create disk web1-data in default", "attach disk web1-data to instance web1 at path=/srv/data"]
 """
 
-from ansible_collections.polyvirt.compute.plugins.module_utils._disk import DiskReconciler
+from ansible_collections.polyvirt.compute.plugins.module_utils._reconcile.disk import DiskReconciler
 from ansible_collections.polyvirt.compute.plugins.module_utils._module import PolyvirtModule
 
 
@@ -185,7 +185,7 @@ def main():
         )),
         optical=dict(type="bool", default=False),
         backend_options=dict(type="dict"),
-    ), resources=True)
+    ))
     module.run(lambda m: DiskReconciler(m.backend(), m.params, m.check_mode, m.diff_mode).run())
 
 

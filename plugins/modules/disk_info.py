@@ -55,7 +55,7 @@ disks:
             "attached_to": "web1", "path": "/srv/data", "backend_data": {}}]
 """
 
-from ansible_collections.polyvirt.compute.plugins.module_utils._disk import list_disks
+from ansible_collections.polyvirt.compute.plugins.module_utils._reconcile.disk import list_disks
 from ansible_collections.polyvirt.compute.plugins.module_utils._errors import failing_to
 from ansible_collections.polyvirt.compute.plugins.module_utils._module import PolyvirtModule
 
@@ -71,7 +71,7 @@ def main():
         name=dict(type="str"),
         storage=dict(type="str"),
         instance=dict(type="str"),
-    ), resources=True)
+    ))
     module.run(run)
 
 

@@ -207,10 +207,17 @@ cloud_init:
       description: What C(cloud-init status --wait --long) printed.
       type: str
       sample: "status: done"
+restart_required:
+  description:
+    - Whether a change this task made (or an earlier one left pending) takes effect only at the instance's next restart;
+      see O(allow_restart).
+  returned: always
+  type: bool
+  sample: false
 """
 
 from ansible_collections.polyvirt.compute.plugins.module_utils._args import INSTANCE_OPTIONS
-from ansible_collections.polyvirt.compute.plugins.module_utils._instance import InstanceReconciler
+from ansible_collections.polyvirt.compute.plugins.module_utils._reconcile.instance import InstanceReconciler
 from ansible_collections.polyvirt.compute.plugins.module_utils._module import PolyvirtModule
 
 

@@ -62,7 +62,7 @@ instances:
 """
 
 from ansible_collections.polyvirt.compute.plugins.module_utils._errors import failing_to
-from ansible_collections.polyvirt.compute.plugins.module_utils._instance import list_instances
+from ansible_collections.polyvirt.compute.plugins.module_utils._reconcile.instance import list_instances
 from ansible_collections.polyvirt.compute.plugins.module_utils._module import PolyvirtModule
 
 

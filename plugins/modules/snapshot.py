@@ -139,7 +139,7 @@ actions:
 """
 
 from ansible_collections.polyvirt.compute.plugins.module_utils._module import PolyvirtModule
-from ansible_collections.polyvirt.compute.plugins.module_utils._snapshot import SnapshotReconciler
+from ansible_collections.polyvirt.compute.plugins.module_utils._reconcile.snapshot import SnapshotReconciler
 
 
 def main():
@@ -150,7 +150,7 @@ def main():
         description=dict(type="str"),
         stateful=dict(type="bool", default=False),
         retain=dict(type="int"),
-    ), resources=True)
+    ))
     module.run(lambda m: SnapshotReconciler(m.backend(), m.params, m.check_mode, m.diff_mode).run())
 
 

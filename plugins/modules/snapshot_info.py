@@ -55,7 +55,7 @@ snapshots:
 
 from ansible_collections.polyvirt.compute.plugins.module_utils._errors import failing_to
 from ansible_collections.polyvirt.compute.plugins.module_utils._module import PolyvirtModule
-from ansible_collections.polyvirt.compute.plugins.module_utils._snapshot import list_snapshots
+from ansible_collections.polyvirt.compute.plugins.module_utils._reconcile.snapshot import list_snapshots
 
 
 def run(module):
@@ -68,7 +68,7 @@ def main():
     module = PolyvirtModule(dict(
         instance=dict(type="str", required=True),
         name=dict(type="str"),
-    ), resources=True)
+    ))
     module.run(run)
 
 

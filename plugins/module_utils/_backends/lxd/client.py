@@ -26,6 +26,8 @@ from ansible_collections.polyvirt.compute.plugins.module_utils._errors import (
     PolyvirtError,
     WaitTimeout,
 )
+from ansible_collections.polyvirt.compute.plugins.module_utils._retry import retry
+from ansible_collections.polyvirt.compute.plugins.module_utils._wait import Deadline
 
 # Debian/Ubuntu package first, then the snap; LXD_DIR overrides both, as for the lxc client.
 UNIX_SOCKETS = ("/var/lib/lxd/unix.socket", "/var/snap/lxd/common/lxd/unix.socket")
@@ -62,13 +64,22 @@ class LxdClient:
         self._conn = None
         if not url or url.startswith("unix:"):
             self._socket = url[len("unix:"):] if url else default_socket()
+            if not self._socket:
+                raise InvalidInput("connection.url %r names no socket; use unix:/path/to/unix.socket or https://host:port" % url)
             self.endpoint = "unix:" + self._socket
         else:
             parts = urlsplit(url)
-            if parts.scheme != "https" or not parts.hostname:
+            try:
+                port = parts.port
+            except ValueError:
+                port = -1
+            if parts.scheme != "https" or not parts.hostname or port == -1:
                 raise InvalidInput("connection.url must be unix:/path/to/socket or https://host:port, got %r" % url)
+            for option, path in (("client_cert", client_cert), ("client_key", client_key), ("ca_path", ca_path)):
+                if path is not None and not os.path.isfile(path):
+                    raise InvalidInput("connection.%s %s is not a file" % (option, path))
             self._socket = None
-            self._host, self._port = parts.hostname, parts.port or 8443
+            self._host, self._port = parts.hostname, port or 8443
             self._tls = (client_cert, client_key, validate_certs, ca_path)
             self.endpoint = url
 
@@ -82,12 +93,19 @@ class LxdClient:
                 import ssl  # only HTTPS remotes pay for ssl
 
                 cert, key, verify, ca_path = self._tls
-                context = ssl.create_default_context(cafile=ca_path)
+                try:
+                    context = ssl.create_default_context(cafile=ca_path)
+                except ssl.SSLError as exc:
+                    raise InvalidInput("connection.ca_path %s holds no usable PEM certificate: %s" % (ca_path, exc))
                 if not verify:
                     context.check_hostname = False
                     context.verify_mode = ssl.CERT_NONE
                 if cert:
-                    context.load_cert_chain(cert, key)
+                    try:
+                        context.load_cert_chain(cert, key)
+                    except ssl.SSLError as exc:
+                        raise InvalidInput("connection.client_cert %s and connection.client_key %s are not a PEM certificate and its key: %s" % (
+                            cert, key, exc))
                 self._conn = http.client.HTTPSConnection(self._host, self._port, timeout=self._timeout, context=context)
         return self._conn
 
@@ -171,10 +189,15 @@ class LxdClient:
         raise WaitTimeout("the LXD operation %s was still %s after %s s" % (url, status, remaining))
 
     def run(self, method, path, body=None, timeout=600, query=None):
-        """A request that may be asynchronous: wait for its operation and return the result metadata."""
-        result = self.request(method, path, body=body, query=query)
+        """A request that may be asynchronous: wait for its operation and return the result metadata.
+
+        LXD refuses a change while another operation holds the instance ("Instance is busy running a
+        create operation"): that refusal changed nothing, so it is retried inside ``timeout``.
+        """
+        deadline = Deadline(timeout)
+        result = retry(lambda: self.request(method, path, body=body, query=query), deadline, is_busy)
         if isinstance(result, dict) and result.get("type") == "async":
-            return self.wait(result, timeout)
+            return self.wait(result, deadline.remaining())
         return result
 
     def get_text(self, path):
@@ -234,3 +257,8 @@ def error_for(code, message):
     if code == 400:
         return InvalidInput(text)
     return PolyvirtError(text) if code is None else OperationFailed(text)
+
+
+def is_busy(exc):
+    """LXD's refusal of a change while another operation runs on the object: nothing was done, so it may be retried."""
+    return isinstance(exc, PolyvirtError) and " is busy running " in exc.message

@@ -6,10 +6,8 @@
 from __future__ import annotations
 
 from ansible_collections.polyvirt.compute.plugins.module_utils._errors import Conflict, InvalidInput, NotFound, failing_to
-from ansible_collections.polyvirt.compute.plugins.module_utils._model import GIB, parse_size
-from ansible_collections.polyvirt.compute.plugins.module_utils._reconciler import Reconciler
-from ansible_collections.polyvirt.compute.plugins.module_utils._resources import diffable, disk_result
-from ansible_collections.polyvirt.compute.plugins.module_utils._wait import Deadline
+from ansible_collections.polyvirt.compute.plugins.module_utils._model import GIB, check_name, diffable, disk_result, format_size, in_unit, parse_size
+from ansible_collections.polyvirt.compute.plugins.module_utils._reconcile.base import Reconciler
 
 SOURCE_KINDS = ("image", "url", "disk")
 
@@ -18,8 +16,8 @@ def disk_spec(params, backend):
     """Validate and normalise the disk options; every check that needs no API call happens here."""
     source = dict((key, value) for key, value in (params.get("source") or {}).items() if value is not None)
     spec = {
-        "name": params.get("name"),
-        "instance": params.get("instance"),
+        "name": check_name(params.get("name"), "name"),
+        "instance": check_name(params["instance"], "instance") if params.get("instance") is not None else None,
         "storage": params.get("storage"),
         "size_bytes": parse_size(params["size"], "size", "GiB") if params.get("size") is not None else None,
         "source": source,
@@ -27,17 +25,17 @@ def disk_spec(params, backend):
         "state": params.get("state") or "present",
         "backend_options": params.get("backend_options") or {},
     }
-    if not spec["name"]:
-        raise InvalidInput("name must not be empty")
     backend.require("disk")
     if spec["state"] != "absent":
         if len(source) > 1:
             raise InvalidInput("source takes one of %s, got %s" % (", ".join(SOURCE_KINDS), ", ".join(sorted(source))))
         for kind in source:
             backend.require("disk.source." + kind)
+        if source.get("disk") is not None:
+            check_name(source["disk"], "source.disk")
         if spec["optical"]:
             backend.require("disk.optical")
-    backend.validate_disk(spec)
+    backend.disks.validate(spec)
     return spec
 
 
@@ -46,6 +44,7 @@ class DiskReconciler(Reconciler):
 
     def __init__(self, backend, params, check_mode=False, diff_mode=False):
         super().__init__(backend, params, check_mode, diff_mode)
+        self.disks = backend.disks
         self.name = params.get("name")
         self.disk = None
         self.created = False
@@ -59,71 +58,71 @@ class DiskReconciler(Reconciler):
     def _run(self):
         with self._context("validate"):
             spec = disk_spec(self.params, self.backend)
-        deadline = Deadline(self.params.get("wait_timeout") or 600)
-        instance_raw = None
+        instance = None
         with self._context("read"):
             if spec["instance"]:
-                instance_raw = self.backend.get_instance(spec["instance"])
-                if instance_raw is None and spec["state"] == "present":
+                instance = self.backend.instances.get(spec["instance"])
+                if instance is None and spec["state"] == "present":
                     raise NotFound("instance %s does not exist" % spec["instance"])
-            if instance_raw is None and not spec["storage"] and spec["state"] != "present":
+            if instance is None and not spec["storage"] and spec["state"] != "present":
                 return self._result({})  # nothing to find the disk by: the instance is gone, so is its attachment
-            spec["storage"] = self.backend.disk_pool(spec, instance_raw)
-            self.disk = self.backend.get_disk(spec, instance_raw)
+            spec["storage"] = self.disks.pool(spec, instance)
+            self.disk = self.disks.get(spec, instance)
         if spec["state"] == "absent":
-            return self._absent(deadline)
-        attached_here = self.disk is not None and self.disk.get("attached_to") == spec["instance"]
-        attachment = self.backend.disk_attachment(spec, attached_here) if spec["instance"] else None
+            return self._absent()
+        attached_here = self.disk is not None and spec["instance"] in self.disk["attachments"]
+        attachment = self.disks.attachment(spec, attached_here) if spec["instance"] else None
         self._check(spec)
         if self.disk is None:
-            self._create(spec, deadline)
+            self._create(spec)
         else:
-            self._resize(spec, deadline)
+            self._resize(spec)
         if spec["state"] == "detached":
-            if self.disk.get("attached_to") and spec["instance"] in (None, self.disk["attached_to"]):
-                self._detach(deadline)
+            for name in list(self.disk["attachments"]):
+                if spec["instance"] in (None, name):
+                    self._detach(name)
         elif attachment is not None:
-            self._attach(instance_raw, attachment, deadline)
+            self._attach(instance, attachment)
         return self._result(self.disk)
 
     def _check(self, spec):
         """Refuse what cannot be done, before any change."""
         with self._context("update" if self.disk else "create"):
             if self.disk is None:
-                self.backend.check_disk_source(spec)
+                self.disks.check_source(spec)
                 return
             current = self.disk.get("size_bytes")
             if spec["size_bytes"] is not None and current is not None and spec["size_bytes"] < current:
-                raise InvalidInput("size %s is smaller than the current %s; disks only grow" % (self.params["size"], _human(current)))
-            attached = self.disk.get("attached_to")
-            if spec["state"] == "present" and spec["instance"] and attached not in (None, spec["instance"]):
-                raise Conflict("disk %s is attached to instance %s; detach it there first (state=detached)" % (self.name, attached))
+                raise InvalidInput("size %s is smaller than the current %s; disks only grow" % (self.params["size"], format_size(current)))
+            others = [name for name in self.disk["attachments"] if name != spec["instance"]]
+            if spec["state"] == "present" and spec["instance"] and others:
+                raise Conflict("disk %s is attached to instance %s; detach it there first (state=detached)" % (self.name, ", ".join(others)))
 
-    def _create(self, spec, deadline):
+    def _create(self, spec):
         predicted = disk_result(self.name, self.backend.name, size_bytes=spec["size_bytes"], storage=spec["storage"],
                                 size_gib=_gib(spec["size_bytes"]))
         self.tracker.whole(None, diffable(predicted))
         source = " as a copy of %s" % spec["source"]["disk"] if spec["source"].get("disk") else ""
         with self._context("create"):
             if not self.check_mode:
-                predicted = self.backend.create_disk(spec, deadline)
+                predicted = self.disks.create(spec, self.deadline)
         self.tracker.action("create disk %s in %s%s" % (self.name, spec["storage"], source))
         self.disk = predicted
         self.created = True
 
-    def _resize(self, spec, deadline):
+    def _resize(self, spec):
         current = self.disk.get("size_bytes")
         if spec["size_bytes"] is None or current == spec["size_bytes"]:
             return
         self.tracker.add("size_gib", self.disk.get("size_gib"), _gib(spec["size_bytes"]))
         with self._context("resize"):
             if not self.check_mode:
-                self.backend.resize_disk(self.disk, spec["size_bytes"], deadline)
-        self.tracker.action("grow disk %s to %s" % (self.name, _human(spec["size_bytes"])))
+                self.disks.resize(self.disk, spec["size_bytes"], self.deadline)
+        self.tracker.action("grow disk %s to %s" % (self.name, format_size(spec["size_bytes"])))
         self.disk = dict(self.disk, size_bytes=spec["size_bytes"], size_gib=_gib(spec["size_bytes"]))
 
-    def _attach(self, instance_raw, attachment, deadline):
-        instance = instance_raw["name"] if instance_raw else self.params["instance"]
+    def _attach(self, instance_obj, attachment):
+        instance = instance_obj["name"] if instance_obj else self.params["instance"]
         before = {"attached_to": self.disk.get("attached_to")}
         before.update((key, self.disk.get(key)) for key in attachment)
         after = dict(attachment, attached_to=instance)
@@ -133,34 +132,32 @@ class DiskReconciler(Reconciler):
             self.tracker.add(key, before.get(key), after[key])
         with self._context("attach"):
             if not self.check_mode:
-                self.backend.attach_disk(self.disk, instance_raw, attachment, deadline)
+                self.disks.attach(self.disk, instance_obj, attachment, self.deadline)
         verb = "attach" if before["attached_to"] is None else "update the attachment of"
         self.tracker.action("%s disk %s to instance %s at %s" % (verb, self.name, instance, ", ".join("%s=%s" % item for item in sorted(attachment.items()))))
-        self.disk = dict(self.disk, **after)
+        self.disk = dict(self.disk, attachments=[instance], **after)
 
-    def _detach(self, deadline):
-        instance = self.disk["attached_to"]
-        self.tracker.add("attached_to", instance, None)
+    def _detach(self, instance):
+        remaining = [name for name in self.disk["attachments"] if name != instance]
+        self.tracker.add("attached_to", self.tracker.diff()["before"].get("attached_to", self.disk["attached_to"]), remaining[0] if remaining else None)
         with self._context("detach"):
             if not self.check_mode:
-                self.backend.detach_disk(self.disk, instance, deadline)
+                self.disks.detach(self.disk, instance, self.deadline)
         self.tracker.action("detach disk %s from instance %s" % (self.name, instance))
-        self.disk = dict(self.disk, attached_to=None, path=None)
+        self.disk = dict(self.disk, attachments=remaining, attached_to=remaining[0] if remaining else None, path=None)
 
-    def _absent(self, deadline):
+    def _absent(self):
+        """Detach from every instance that uses the disk, then delete it: never leave it behind on one of them."""
         if self.disk is None:
             return self._result({})
-        self.tracker.whole(diffable(self.disk), None)
-        if self.disk.get("attached_to"):
-            instance = self.disk["attached_to"]
-            with self._context("detach"):
-                if not self.check_mode:
-                    self.backend.detach_disk(self.disk, instance, deadline)
-            self.tracker.action("detach disk %s from instance %s" % (self.name, instance))
+        before = diffable(self.disk)
+        for instance in list(self.disk["attachments"]):
+            self._detach(instance)
         with self._context("delete"):
             if not self.check_mode:
-                self.backend.delete_disk(self.disk, deadline)
+                self.disks.delete(self.disk, self.deadline)
         self.tracker.action("delete disk %s" % self.name)
+        self.tracker.whole(before, None)
         self.disk = None
         return self._result({})
 
@@ -173,23 +170,14 @@ class DiskReconciler(Reconciler):
 def list_disks(backend, name=None, storage=None, instance=None):
     """The ``disk_info`` result: disks (in ``storage``, named ``name``, attached to ``instance``)."""
     backend.require("disk")
-    instance_raw = None
+    found = None
     if instance:
-        instance_raw = backend.get_instance(instance)
-        if instance_raw is None:
+        found = backend.instances.get(instance)
+        if found is None:
             raise NotFound("instance %s does not exist" % instance)
-    disks = backend.list_disks(storage, instance_raw)
-    return [disk for disk in disks if (name is None or disk["name"] == name) and (instance is None or disk["attached_to"] == instance)]
+    disks = backend.disks.list(storage, found)
+    return [disk for disk in disks if (name is None or disk["name"] == name) and (instance is None or instance in disk["attachments"])]
 
 
 def _gib(size):
-    if size is None:
-        return None
-    return size // GIB if size % GIB == 0 else round(size / float(GIB), 2)
-
-
-def _human(size):
-    for unit, factor in (("GiB", GIB), ("MiB", 1024 ** 2)):
-        if size % factor == 0:
-            return "%d%s" % (size // factor, unit)
-    return "%d bytes" % size
+    return in_unit(size, GIB)

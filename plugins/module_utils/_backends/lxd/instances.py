@@ -1,19 +1,17 @@
 # Copyright (c) 2026 polyvirt.compute contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The LXD backend driver: maps the normalised vocabulary to LXD instances, config keys and devices.
-
-Snapshots, backups and disks are in resources.py (LxdResourceBackend), loaded only by their modules.
-"""
+"""LXD instances: the normalised vocabulary mapped to LXD instances, config keys and devices."""
 
 from __future__ import annotations
 
+import json
 import re
 
-from ansible_collections.polyvirt.compute.plugins.module_utils._backend import Backend
+from ansible_collections.polyvirt.compute.plugins.module_utils._backends.base import LIVE, ON_RESTART, Instances
 from ansible_collections.polyvirt.compute.plugins.module_utils._errors import InvalidInput, NotFound, OperationFailed, Unsupported
-from ansible_collections.polyvirt.compute.plugins.module_utils._lxd.transport import LxdClient
-from ansible_collections.polyvirt.compute.plugins.module_utils._model import GIB, MIB, instance_result, normalise_mac, parse_size
+from ansible_collections.polyvirt.compute.plugins.module_utils._model import GIB, MIB, in_unit, instance_result, normalise_mac, parse_size
+from ansible_collections.polyvirt.compute.plugins.module_utils._net import is_global
 from ansible_collections.polyvirt.compute.plugins.module_utils._wait import poll
 
 # LXD's own rule for instance names (a valid hostname label).
@@ -33,53 +31,26 @@ COW_POOL_DRIVERS = ("btrfs", "ceph", "lvm", "zfs")
 TAGS_KEY = "user.polyvirt.tags"
 # Keys that may hold secrets (passwords in user-data): never returned in backend_data.
 SECRET_CONFIG = re.compile(r"^(cloud-init\.|user\.(user|vendor|network)-data$|user\.meta-data$)")
+# Config keys LXD documents with "Live update: no": a running instance reads them at its next start.
+RESTART_CONFIG = re.compile(r"^(linux\.sysctl\.|raw\.(lxc|idmap|qemu)|security\.(privileged|idmap\.|syscalls\.)|agent\.nic_config$)")
 
 
-class LxdBackend(Backend):
-    name = "lxd"
-    default_type = "container"
-    capabilities = frozenset((
-        "instance.container", "instance.vm", "instance.paused", "instance.disk_size", "instance.tags", "instance.description",
-        "instance.cloud_init", "instance.ssh_keys", "wait_for.ip", "wait_for.cloud_init",
-        "snapshot", "snapshot.stateful", "backup", "backup.export", "clone", "clone.linked", "clone.target",
-        "disk", "disk.source.disk",
-    ))
-
-    def __init__(self, settings):
-        self.client = LxdClient(
-            url=settings.get("url"),
-            client_cert=settings.get("client_cert"),
-            client_key=settings.get("client_key"),
-            validate_certs=settings.get("validate_certs") is not False,
-            ca_path=settings.get("ca_path"),
-            project=settings.get("project"),
-            target=settings.get("target"),
-        )
-        self._server = None
-
-    def close(self):
-        self.client.close()
-
-    def server(self):
-        """``GET /1.0`` (API extensions, auth), read once and only when a decision needs it."""
-        if self._server is None:
-            self._server = self.client.get("/1.0")
-        return self._server
-
-    def _path(self, name, *rest):
-        return "/".join(["/1.0/instances", self.client.quote(name)] + list(rest))
+class LxdInstances(Instances):
+    def __init__(self, backend):
+        super().__init__(backend)
+        self.client = backend.client
 
     # -- validation -----------------------------------------------------------------------------
 
-    def validate_instance(self, spec):
+    def validate(self, spec):
         if not NAME_RE.match(spec["name"]):
             raise InvalidInput("name %r is not a valid LXD instance name (letters, digits and hyphens, at most 63, starting with a letter, "
                                "not ending with a hyphen)" % spec["name"])
-        for key, value in spec["backend_options"].items():
-            if key not in BACKEND_OPTION_TYPES:
-                raise InvalidInput("backend_options.%s is not an LXD option (use %s)" % (key, ", ".join(sorted(BACKEND_OPTION_TYPES))))
-            if not isinstance(value, BACKEND_OPTION_TYPES[key]):
-                raise InvalidInput("backend_options.%s must be a %s, got %r" % (key, BACKEND_OPTION_TYPES[key].__name__, value))
+        validate_options(spec["backend_options"], BACKEND_OPTION_TYPES, "LXD")
+        for device, value in (spec["backend_options"].get("devices") or {}).items():
+            if not isinstance(value, dict):
+                raise InvalidInput("backend_options.devices.%s must be a dict of device settings (such as {type: nic, network: br0}), got %r" % (
+                    device, value))
         for index, network in enumerate(spec["networks"] or ()):
             if not network.get("name"):
                 raise InvalidInput("networks[%d].name is required by the lxd backend (the LXD network or bridge)" % index)
@@ -91,57 +62,68 @@ class LxdBackend(Backend):
 
     # -- reading --------------------------------------------------------------------------------
 
-    def get_instance(self, name):
-        # recursion=1 returns config, devices, state and snapshots in one read (instance_get_full).
-        raw = self.client.get_or_none(self._path(name), query={"recursion": 1})
-        if raw is not None and "state" not in raw:  # servers without instance_get_full
-            raw["state"] = self.client.get(self._path(name, "state"))
-        return raw
+    def get(self, name, runtime=False):
+        # The plain GET has config, devices and status; recursion=1 adds the runtime state (addresses), which
+        # LXD computes for the request (disk usage, processes): tens of milliseconds on a busy host.
+        native = self.client.get_or_none(self.backend.instance_path(name), query={"recursion": 1} if runtime else None)
+        if native is None:
+            self.backend.check_project()
+            return None
+        if runtime and "state" not in native:  # servers without instance_get_full
+            native["state"] = self.client.get(self.backend.instance_path(name, "state"))
+        return self.describe(native)
 
-    def list_instances(self, filters=None):
-        return self.client.get("/1.0/instances", query={"recursion": 2}) or []
+    def list(self, filters=None):
+        natives = self.client.get("/1.0/instances", query={"recursion": 2}) or []
+        if not natives:
+            self.backend.check_project()
+        return [self.describe(native) for native in natives]
 
-    def describe_instance(self, raw):
-        settings = self.current_settings(raw)
-        addresses = global_addresses(raw)
-        location = raw.get("location")
+    def describe(self, native):
+        settings = self._settings(native)
+        location = native.get("location")
         return instance_result(
-            raw["name"],
-            self.name,
-            id=raw["name"],
-            type="container" if raw.get("type") == "container" else "vm",
-            state=STATUS.get(raw.get("status"), "pending"),
+            native["name"],
+            self.backend.name,
+            id=native["name"],
+            type="container" if native.get("type") == "container" else "vm",
+            state=STATUS.get(native.get("status"), "pending"),
             cpus=settings["cpus"],
             memory_mib=settings["memory_mib"],
             disk_gib=settings["disk_gib"],
-            image=raw["expanded_config"].get("image.description") or raw["expanded_config"].get("volatile.base_image"),
-            description=raw.get("description") or None,
-            addresses=addresses,
-            networks=[dict(network, addresses=nic_addresses(raw, network["device"])) for network in settings["networks"]],
+            image=native["expanded_config"].get("image.description") or native["expanded_config"].get("volatile.base_image"),
+            description=native.get("description") or None,
+            addresses=global_addresses(native),
+            networks=[dict(network, addresses=nic_addresses(native, network["device"])) for network in settings["networks"]],
             location=None if location in (None, "", "none") else location,
             tags=settings["tags"],
-            backend_data=public_data(raw),
+            backend_data=public_data(native),
+            _native=native,
         )
 
-    def current_settings(self, raw):
-        config = raw.get("expanded_config") or {}
-        devices = raw.get("expanded_devices") or {}
+    def settings(self, instance):
+        return self._settings(instance["_native"])
+
+    @staticmethod
+    def _settings(native):
+        config = native.get("expanded_config") or {}
+        devices = native.get("expanded_devices") or {}
         settings = {
             "cpus": _int_or_raw(config.get("limits.cpu")),
             "memory_mib": size_or_raw(config.get("limits.memory"), MIB),
             "disk_gib": size_or_raw(root_device(devices).get("size"), GIB),
-            "description": raw.get("description") or None,
-            "tags": sorted(filter(None, config.get(TAGS_KEY, "").split(","))),
+            "description": native.get("description") or None,
+            "tags": read_tags(config.get(TAGS_KEY)),
             "networks": [_network_view(device, devices[device], config) for device in sorted(devices) if devices[device].get("type") == "nic"],
             "cloud_init.user_data": config.get("cloud-init.user-data", config.get("user.user-data")),
             "cloud_init.network_config": config.get("cloud-init.network-config", config.get("user.network-config")),
-            "profiles": raw.get("profiles") or [],
+            "profiles": native.get("profiles") or [],
         }
         settings.update(("config." + key, value) for key, value in config.items())
         settings.update(("devices." + key, value) for key, value in devices.items())
         return settings
 
-    def desired_settings(self, spec):
+    def desired(self, spec):
         desired = {}
         for key in ("cpus", "memory_mib", "disk_gib", "description", "tags"):
             if spec[key] is not None:
@@ -157,11 +139,15 @@ class LxdBackend(Backend):
 
     # -- changing -------------------------------------------------------------------------------
 
-    def create_instance(self, spec, deadline):
+    def check_create(self, spec):
+        """The project and a local image must exist: checked in check mode too, so it predicts the failure."""
+        self.backend.check_project()
+        if "source" not in spec["backend_options"]:
+            self._check_image(spec["image"], image_source(spec["image"]))
+
+    def create(self, spec, deadline):
         options = spec["backend_options"]
         source = dict(options.get("source") or image_source(spec["image"]))
-        if "source" not in options:
-            self._check_image(spec["image"], source)
         body = {
             "name": spec["name"],
             "type": "container" if spec["type"] == "container" else "virtual-machine",
@@ -176,18 +162,18 @@ class LxdBackend(Backend):
         self._apply_spec(body, spec, None)
         query = {"target": self.client.target} if self.client.target else None
         self.client.run("POST", "/1.0/instances", body, timeout=deadline.remaining(), query=query)
-        return self.get_instance(spec["name"])
+        return self.get(spec["name"])
 
     def _apply_spec(self, body, spec, origin):
-        """Write cloud-init and the settings of ``spec`` into a creation ``body`` (``origin``: the copied instance)."""
+        """Write cloud-init and the settings of ``spec`` into a creation ``body`` (``origin``: the copied native object)."""
         cloud_init_keys = ("cloud-init.user-data", "cloud-init.network-config")
-        if (spec["user_data"] or spec["network_config"]) and "cloud_init" not in self.server().get("api_extensions", []):
+        if (spec["user_data"] or spec["network_config"]) and "cloud_init" not in self.backend.server().get("api_extensions", []):
             cloud_init_keys = ("user.user-data", "user.network-config")  # LXD before the cloud_init extension
         if spec["user_data"]:
             body["config"][cloud_init_keys[0]] = spec["user_data"]
         if spec["network_config"]:
             body["config"][cloud_init_keys[1]] = spec["network_config"]
-        changes = self.desired_settings(dict(spec, description=None))
+        changes = self.desired(dict(spec, description=None))
         if "disk_gib" in changes:
             body["devices"]["root"] = self._root_for_size(origin, changes.pop("disk_gib"), body.get("profiles"))
         self._apply(body, changes, expanded_devices=(origin or {}).get("expanded_devices") or {})
@@ -203,9 +189,9 @@ class LxdBackend(Backend):
         if found is None:
             raise InvalidInput("image %r was not found on the LXD server (project %s)" % (image, self.client.project))
 
-    def _root_for_size(self, raw, disk_gib, profiles):
-        if raw is not None:
-            root = dict(root_device(raw.get("expanded_devices") or {}))
+    def _root_for_size(self, native, disk_gib, profiles):
+        if native is not None:
+            root = dict(root_device(native.get("expanded_devices") or {}))
         else:
             root = {}
             for profile in profiles or ["default"]:
@@ -216,20 +202,26 @@ class LxdBackend(Backend):
         root.update({"type": "disk", "path": "/", "size": "%dGiB" % disk_gib})
         return root
 
-    def check_update(self, raw, changes):
+    def check_update(self, instance, changes):
         if "disk_gib" in changes:
-            current = self.current_settings(raw)["disk_gib"]
+            current = self.settings(instance)["disk_gib"]
             if isinstance(current, int) and changes["disk_gib"] < current:
                 raise InvalidInput("disk_size %dGiB is smaller than the current %dGiB; disks only grow" % (changes["disk_gib"], current))
 
-    def update_instance(self, raw, changes, deadline):
-        body = put_body(raw)
+    def effects(self, instance, changes):
+        running = instance["state"] in ("running", "paused")
+        return dict((key, ON_RESTART if running and key.startswith("config.") and RESTART_CONFIG.match(key[len("config."):]) else LIVE)
+                    for key in changes)
+
+    def update(self, instance, changes, deadline):
+        native = instance["_native"]
+        body = put_body(native)
         changes = dict(changes)
         if "disk_gib" in changes:
-            body["devices"]["root"] = self._root_for_size(raw, changes.pop("disk_gib"), None)
-        self._apply(body, changes, raw.get("expanded_devices") or {})
-        self.client.run("PUT", self._path(raw["name"]), body, timeout=deadline.remaining())
-        return self.get_instance(raw["name"])
+            body["devices"]["root"] = self._root_for_size(native, changes.pop("disk_gib"), None)
+        self._apply(body, changes, native.get("expanded_devices") or {})
+        self.client.run("PUT", self.backend.instance_path(native["name"]), body, timeout=deadline.remaining())
+        return self.get(native["name"])
 
     def _apply(self, body, changes, expanded_devices):
         """Write normalised ``changes`` into an LXD instance body (config, devices, profiles)."""
@@ -242,7 +234,7 @@ class LxdBackend(Backend):
             elif key == "description":
                 body["description"] = value
             elif key == "tags":
-                config[TAGS_KEY] = ",".join(value)
+                config[TAGS_KEY] = json.dumps(value)
             elif key == "networks":
                 _replace_nics(devices, expanded_devices, value)
             elif key == "profiles":
@@ -252,36 +244,36 @@ class LxdBackend(Backend):
             elif key.startswith("devices."):
                 devices[key[len("devices."):]] = value
 
-    def power(self, raw, action, force, deadline):
+    def power(self, instance, action, force, deadline):
         body = {"action": POWER_ACTIONS[action], "force": bool(force)}
         if action in ("stop", "restart") and not force:
             body["timeout"] = max(1, int(deadline.remaining()))
-        self.client.run("PUT", self._path(raw["name"], "state"), body, timeout=deadline.remaining())
-        return self.get_instance(raw["name"])
+        self.client.run("PUT", self.backend.instance_path(instance["name"], "state"), body, timeout=deadline.remaining())
+        return self.get(instance["name"])
 
-    def delete_instance(self, raw, force, deadline):
-        if raw.get("status") in ("Running", "Frozen"):
-            self.power(raw, "stop", force or raw.get("status") == "Frozen", deadline)
+    def delete(self, instance, force, deadline):
+        if instance["state"] in ("running", "paused"):
+            self.power(instance, "stop", force or instance["state"] == "paused", deadline)
         try:
-            self.client.run("DELETE", self._path(raw["name"]), timeout=deadline.remaining())
+            self.client.run("DELETE", self.backend.instance_path(instance["name"]), timeout=deadline.remaining())
         except NotFound:
             pass  # gone already: the goal is reached
 
     # -- waiting --------------------------------------------------------------------------------
 
-    def wait_for(self, name, condition, deadline, raw=None):
+    def wait_for(self, instance, condition, deadline):
+        name = instance["name"]
         if condition == "cloud_init":
             return self._wait_cloud_init(name, deadline)
-        holds, what = WAIT_CONDITIONS[condition]
-        what = what % name
-        if raw is not None and holds(raw):
-            return raw, None  # what we read already answers: no extra API call on idempotent runs
+        holds, what, runtime = WAIT_CONDITIONS[condition]
+        if holds(instance):
+            return instance, None  # what we read already answers: no extra API call on idempotent runs
 
         def check():
-            current = self.get_instance(name)
+            current = self.get(name, runtime=runtime)
             return current if current is not None and holds(current) else None
 
-        return poll(check, deadline, what), None
+        return poll(check, deadline, what % name), None
 
     def _wait_cloud_init(self, name, deadline):
         code, out, err = self.execute(name, ["cloud-init", "status", "--wait", "--long"], deadline.remaining())
@@ -290,12 +282,12 @@ class LxdBackend(Backend):
             raise OperationFailed("cloud-init is not installed in instance %s (%s)" % (name, err.strip() or "exit code %s" % code))
         if code == 1 or report["status"] == "error":
             raise OperationFailed("cloud-init finished with an error in instance %s: %s" % (name, out.strip() or err.strip()), result={"cloud_init": report})
-        return self.get_instance(name), report
+        return self.get(name, runtime=True), report
 
     def execute(self, name, command, timeout):
         """Run ``command`` in the instance without websockets; return (exit code, stdout, stderr)."""
         body = {"command": command, "environment": {}, "wait-for-websocket": False, "record-output": True, "interactive": False}
-        operation = self.client.request("POST", self._path(name, "exec"), body)
+        operation = self.client.request("POST", self.backend.instance_path(name, "exec"), body)
         meta = self.client.wait(operation, timeout)
         result = meta.get("metadata") or {}
         output = result.get("output") or {}
@@ -307,32 +299,30 @@ class LxdBackend(Backend):
                 self.client.request("DELETE", path)
         return result.get("return"), texts[0], texts[1]
 
-    def rename_instance(self, raw, name, deadline):
-        self.client.run("POST", self._path(raw["name"]), {"name": name}, timeout=deadline.remaining())
-        return self.get_instance(name)
-
     # -- clones ---------------------------------------------------------------------------------
 
-    def check_clone(self, source_raw, spec, clone):
+    def check_clone(self, source, spec, clone):
+        native = source["_native"]
         if clone["mode"] == "linked":
-            pool = root_device(source_raw.get("expanded_devices") or {}).get("pool")
+            pool = root_device(native.get("expanded_devices") or {}).get("pool")
             driver = (self.client.get_or_none("/1.0/storage-pools/" + self.client.quote(pool or "")) or {}).get("driver")
             if driver not in COW_POOL_DRIVERS:
                 raise Unsupported("mode=linked clones is not supported by the lxd backend on storage pool %s (driver %s); LXD makes copy-on-write "
                                   "copies only on %s pools, and a full copy otherwise" % (pool, driver, ", ".join(COW_POOL_DRIVERS)))
-        if clone["target"] and not (self.server().get("environment") or {}).get("server_clustered"):
+        if clone["target"] and not (self.backend.server().get("environment") or {}).get("server_clustered"):
             raise InvalidInput("target %r is an LXD cluster member, and this LXD server is not clustered" % clone["target"])
 
-    def clone_instance(self, source_raw, spec, clone, deadline):
-        origin = source_raw
-        source = source_raw["name"]
+    def clone(self, source, spec, clone, deadline):
+        native = source["_native"]
+        origin = native
+        copied = native["name"]
         if clone["snapshot"]:
-            origin = [item for item in source_raw.get("snapshots") or [] if item["name"].split("/")[-1] == clone["snapshot"]][0]
-            source = "%s/%s" % (source_raw["name"], clone["snapshot"])
+            origin = self.client.get(self.backend.instance_path(native["name"], "snapshots", self.client.quote(clone["snapshot"])))
+            copied = "%s/%s" % (native["name"], clone["snapshot"])
         body = {
             "name": spec["name"],
-            "type": source_raw.get("type") or "container",
-            "source": {"type": "copy", "source": source, "instance_only": True},
+            "type": native.get("type") or "container",
+            "source": {"type": "copy", "source": copied, "instance_only": True},
             "profiles": list(origin.get("profiles") or []),
             "config": dict((key, value) for key, value in (origin.get("config") or {}).items() if not key.startswith("volatile.")),
             "devices": dict((key, dict(value)) for key, value in (origin.get("devices") or {}).items()),
@@ -345,19 +335,45 @@ class LxdBackend(Backend):
         self._apply_spec(body, spec, origin)
         target = clone["target"] or self.client.target
         self.client.run("POST", "/1.0/instances", body, timeout=deadline.remaining(), query={"target": target} if target else None)
-        return self.get_instance(spec["name"])
+        return self.get(spec["name"])
+
+    def shared_disks(self, instance):
+        """Custom volumes the instance mounts from a pool (a copy or a restore mounts the same volumes)."""
+        return sorted("%s/%s" % (device["pool"], device["source"]) for device in ((instance["_native"].get("expanded_devices") or {}).values())
+                      if device.get("type") == "disk" and device.get("pool") and device.get("source") and device.get("path") != "/")
 
 
-def is_running(raw):
-    return raw.get("status") == "Running"
+def validate_options(options, types, what):
+    """``backend_options`` keys and value types against ``types`` (one check for every LXD resource)."""
+    for key, value in options.items():
+        if key not in types:
+            raise InvalidInput("backend_options.%s is not an %s option (use %s)" % (key, what, ", ".join(sorted(types))))
+        if not isinstance(value, types[key]):
+            raise InvalidInput("backend_options.%s must be a %s, got %r" % (key, types[key].__name__, value))
 
 
-def has_address(raw):
-    return any(global_addresses(raw).values())
+def is_running(instance):
+    return instance["state"] == "running"
 
 
-# wait_for conditions that a read of the instance answers: (test, what is awaited).
-WAIT_CONDITIONS = {"running": (is_running, "instance %s to run"), "ip": (has_address, "an IP address on instance %s")}
+def has_address(instance):
+    return any(instance["addresses"].values())
+
+
+# wait_for conditions that a read of the instance answers: (test, what is awaited, whether the read needs runtime state).
+WAIT_CONDITIONS = {"running": (is_running, "instance %s to run", False), "ip": (has_address, "an IP address on instance %s", True)}
+
+
+def read_tags(value):
+    """Tags as stored in ``user.polyvirt.tags``: a JSON list (a tag may hold a comma), or the older comma-joined form."""
+    if not value:
+        return []
+    if value.startswith("["):
+        try:
+            return sorted(json.loads(value))
+        except ValueError:
+            pass
+    return sorted(filter(None, value.split(",")))
 
 
 def put_body(raw):
@@ -391,7 +407,7 @@ def global_addresses(raw):
         if nic == "lo" or info.get("type") == "loopback":
             continue
         for address in info.get("addresses") or []:
-            if address.get("scope") != "global":
+            if address.get("scope") != "global" or not is_global(address.get("address", "")):
                 continue
             result["ipv4" if address.get("family") == "inet" else "ipv6"].append(address["address"])
     return result
@@ -478,7 +494,7 @@ def size_or_raw(value, unit):
         size = parse_size(value, "size", "B")
     except InvalidInput:
         return value
-    return size // unit if size % unit == 0 else round(size / float(unit), 2)
+    return in_unit(size, unit)
 
 
 def _cloud_init_status(output):
