@@ -191,14 +191,18 @@ class LxdClient:
     def run(self, method, path, body=None, timeout=600, query=None):
         """A request that may be asynchronous: wait for its operation and return the result metadata.
 
-        LXD refuses a change while another operation holds the instance ("Instance is busy running a
-        create operation"): that refusal changed nothing, so it is retried inside ``timeout``.
+        LXD refuses a change while another operation holds the instance (the operation fails with "Instance
+        is busy running a "create" operation"): that refusal changed nothing, so it is retried inside ``timeout``.
         """
         deadline = Deadline(timeout)
-        result = retry(lambda: self.request(method, path, body=body, query=query), deadline, is_busy)
-        if isinstance(result, dict) and result.get("type") == "async":
-            return self.wait(result, deadline.remaining())
-        return result
+
+        def attempt():
+            result = self.request(method, path, body=body, query=query)
+            if isinstance(result, dict) and result.get("type") == "async":
+                return self.wait(result, deadline.remaining())
+            return result
+
+        return retry(attempt, deadline, is_busy)
 
     def get_text(self, path):
         """A plain-text resource (exec output logs are served as text, not JSON)."""
