@@ -68,7 +68,8 @@ sanity-tools:
 sanity: venv test-tree pip-bootstrap sanity-tools
 	cd $(TEST_TREE) && $(BIN)/ansible-test sanity --venv --python 3.11 --color no
 
-units: venv test-tree pip-bootstrap
+units: venv collection test-tree pip-bootstrap
+	$(VPY) hacking/capabilities.py --check
 	cd $(TEST_TREE) && $(BIN)/ansible-test units --venv --python 3.11 --color no
 
 simulators: venv $(TOOLS_VENV)/.stamp

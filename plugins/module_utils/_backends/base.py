@@ -58,7 +58,7 @@ WHILE_STOPPED = "stopped"  # the platform refuses it while the instance runs (Hy
 
 
 class Backend(abc.ABC):
-    """A connected backend. Subclasses set ``name``, ``default_type``, ``parts`` and ``features``.
+    """A connected backend. Subclasses set ``name``, ``default_type``, ``parts``, ``features`` and ``notes``.
 
     ``features`` maps each instance type the backend runs to the capability flags it has for that type
     (Proxmox: cloud-init for QEMU only); a type missing from it is refused. Parts are imported only when
@@ -69,6 +69,7 @@ class Backend(abc.ABC):
     default_type = "vm"
     parts = ("instances",)
     features = {}
+    notes = {}  # capability -> a few words for the generated capability table
 
     def __init__(self, settings):
         self.settings = settings

@@ -18,6 +18,28 @@ class LxdBackend(Backend):
     default_type = "container"
     parts = ("instances", "snapshots", "backups", "disks")
     features = {"container": frozenset(_COMMON), "vm": frozenset(_COMMON)}
+    # What the capability table (docs/capabilities.md, generated) says beside "yes" or "no".
+    notes = {
+        "instance.vm": "needs a host that can run LXD VMs",
+        "instance.paused": "freeze",
+        "instance.disk_size": "root disk device `size`, grow only",
+        "instance.tags": "`user.polyvirt.tags`",
+        "instance.networks.ipv4_gateway": "set it in `cloud_init.network_config`",
+        "instance.cloud_init": "`cloud-init.*` config keys",
+        "instance.ssh_keys": "through cloud-init",
+        "wait_for.cloud_init": "`cloud-init status --wait` in the instance",
+        "snapshot.stateful": "when the server has CRIU (LXD's refusal is reported otherwise)",
+        "snapshot.description": "LXD snapshots have no description",
+        "backup": "instance backups",
+        "backup.export": "export streamed to a file; restore uploads it",
+        "backup.storage": "LXD keeps backups on the server; with `state: restored`, `storage` is the pool of the restored instance",
+        "clone": "instance copy without the source's snapshots",
+        "clone.linked": "only on `zfs`, `btrfs`, `lvm` and `ceph` pools, where LXD copies are copy-on-write; refused on other pools (such as "
+                        "`dir`) before any change",
+        "clone.target": "on a clustered server (a cluster member); refused otherwise",
+        "disk": "custom storage volumes, mounted by a `disk` device",
+        "disk.source.disk": "volume copy within a pool",
+    }
 
     def __init__(self, settings):
         super().__init__(settings)
