@@ -73,15 +73,15 @@ def python_seconds(code, env, repeat=5):
     return statistics.median(times)
 
 
-def api_seconds(count):
-    """Median time of the one read an idempotent check makes, in process."""
-    from ansible_collections.polyvirt.compute.plugins.module_utils._lxd.driver import LxdBackend  # pylint: disable=import-outside-toplevel
+def api_seconds(count, runtime):
+    """Median time of one instance read, in process: the plain GET an idempotent check makes, or with runtime state."""
+    from ansible_collections.polyvirt.compute.plugins.module_utils._backends.lxd.backend import LxdBackend  # pylint: disable=import-outside-toplevel
 
     backend = LxdBackend({"project": PROJECT})
     times = []
     for index in range(1, count + 1):
         started = time.perf_counter()
-        backend.get_instance("%s%02d" % (PREFIX, index))
+        backend.instances.get("%s%02d" % (PREFIX, index), runtime=runtime)
         times.append(time.perf_counter() - started)
     backend.close()
     return statistics.median(times)
@@ -127,10 +127,12 @@ def main():
             "import AnsibleModule": python_seconds("import ansible.module_utils.basic", env),
             "import our LXD engine": python_seconds(
                 "import ansible.module_utils.basic\n"
-                "from ansible_collections.polyvirt.compute.plugins.module_utils import _module, _instance\n"
-                "from ansible_collections.polyvirt.compute.plugins.module_utils._lxd import driver",
+                "from ansible_collections.polyvirt.compute.plugins.module_utils import _module\n"
+                "from ansible_collections.polyvirt.compute.plugins.module_utils._reconcile import instance\n"
+                "from ansible_collections.polyvirt.compute.plugins.module_utils._backends.lxd import backend, instances",
                 dict(env, PYTHONPATH=collections)),
-            "one LXD read (GET recursion=1)": api_seconds(args.count),
+            "one LXD read (plain GET)": api_seconds(args.count, False),
+            "one LXD read with runtime state (recursion=1)": api_seconds(args.count, True),
         }
         try:
             breakdown["import pylxd (for reference)"] = python_seconds("import pylxd", env)
@@ -159,7 +161,8 @@ def main():
     print("  %-34s %.3f s" % ("interpreter start", base))
     print("  %-34s %.3f s" % ("+ import AnsibleModule", breakdown["import AnsibleModule"] - base))
     print("  %-34s %.3f s" % ("+ import our LXD engine", breakdown["import our LXD engine"] - breakdown["import AnsibleModule"]))
-    print("  %-34s %.3f s" % ("one LXD read (GET recursion=1)", breakdown["one LXD read (GET recursion=1)"]))
+    print("  %-34s %.3f s" % ("one LXD read (plain GET)", breakdown["one LXD read (plain GET)"]))
+    print("  %-34s %.3f s" % ("(not made: GET with runtime state)", breakdown["one LXD read with runtime state (recursion=1)"]))
     if "import pylxd (for reference)" in breakdown:
         print("  %-34s %.3f s" % ("import pylxd (not used; reference)", breakdown["import pylxd (for reference)"] - base))
     print("  %-34s %.3f s" % ("controller + AnsiballZ (ping item)", floor / args.count - breakdown["import AnsibleModule"]))

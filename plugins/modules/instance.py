@@ -156,11 +156,15 @@ instance:
       type: str
       sample: web server
     addresses:
-      description: Global addresses by family (loopback and link-local left out).
+      description:
+        - Global addresses by family (loopback and link-local left out).
+        - Filled when the task waits for an address (O(wait_for) includes V(ip)). Otherwise a backend may leave it empty
+          to keep the idempotent check to its cheapest read (LXD computes runtime state only on request); use
+          M(polyvirt.compute.instance_info), which always reads them.
       type: dict
       sample: {"ipv4": ["10.231.0.12"], "ipv6": []}
     ansible_host:
-      description: The address to connect to (the first IPv4, else the first IPv6).
+      description: The address to connect to (the first IPv4, else the first IPv6), when RV(instance.addresses) has one.
       type: str
       sample: 10.231.0.12
     networks:
