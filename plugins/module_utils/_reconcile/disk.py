@@ -100,7 +100,7 @@ class DiskReconciler(Reconciler):
 
     def _create(self, spec):
         predicted = disk_result(self.name, self.backend.name, size_bytes=spec["size_bytes"], storage=spec["storage"],
-                                size_gib=_gib(spec["size_bytes"]))
+                                size_gib=in_unit(spec["size_bytes"], GIB))
         self.tracker.whole(None, diffable(predicted))
         source = " as a copy of %s" % spec["source"]["disk"] if spec["source"].get("disk") else ""
         with self._context("create"):
@@ -114,12 +114,12 @@ class DiskReconciler(Reconciler):
         current = self.disk.get("size_bytes")
         if spec["size_bytes"] is None or current == spec["size_bytes"]:
             return
-        self.tracker.add("size_gib", self.disk.get("size_gib"), _gib(spec["size_bytes"]))
+        self.tracker.add("size_gib", self.disk.get("size_gib"), in_unit(spec["size_bytes"], GIB))
         with self._context("resize"):
             if not self.check_mode:
                 self.disks.resize(self.disk, spec["size_bytes"], self.deadline)
         self.tracker.action("grow disk %s to %s" % (self.name, format_size(spec["size_bytes"])))
-        self.disk = dict(self.disk, size_bytes=spec["size_bytes"], size_gib=_gib(spec["size_bytes"]))
+        self.disk = dict(self.disk, size_bytes=spec["size_bytes"], size_gib=in_unit(spec["size_bytes"], GIB))
 
     def _attach(self, instance_obj, attachment):
         instance = instance_obj["name"] if instance_obj else self.params["instance"]
@@ -177,7 +177,3 @@ def list_disks(backend, name=None, storage=None, instance=None):
             raise NotFound("instance %s does not exist" % instance)
     disks = backend.disks.list(storage, found)
     return [disk for disk in disks if (name is None or disk["name"] == name) and (instance is None or instance in disk["attachments"])]
-
-
-def _gib(size):
-    return in_unit(size, GIB)
