@@ -20,6 +20,8 @@ import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
+from .._journal import Journal, JournalingHandler
+
 APPS = ('compute', 'membership')
 APP_ROUTES = {'membership': ('auth',), 'compute': ('compute', 'storage', 'project')}
 _VERSION = re.compile(r'^v\d+(\.\d+)*$')
@@ -56,7 +58,7 @@ def normalise(raw_path, host):
 
 
 def make_handler(sim, verbose=False):
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(JournalingHandler, BaseHTTPRequestHandler):
         protocol_version = 'HTTP/1.1'
         disable_nagle_algorithm = True
         server_version = 'nginx'
@@ -65,6 +67,10 @@ def make_handler(sim, verbose=False):
         def log_message(self, format, *args):  # pylint: disable=redefined-builtin
             if verbose:
                 sys.stderr.write('%s - %s\n' % (self.address_string(), format % args))
+
+        def is_simulator_path(self):
+            # /_sim/ paths may carry an app or version prefix like any other path here
+            return normalise(self.path, self.headers.get('Host', ''))[1].startswith('_sim/')
 
         def _read_body(self):
             length = int(self.headers.get('Content-Length') or 0)
@@ -104,6 +110,8 @@ def make_handler(sim, verbose=False):
             method = self.command
             body, error = self._read_body()
             app, path, query, prefix, host = normalise(self.path, self.headers.get('Host', ''))
+            if self.answer_journal('/' + path):
+                return
             if path.startswith('_sim/'):
                 self._send(*sim.control(method, path.rstrip('/'), body))
                 return
@@ -130,4 +138,5 @@ def make_handler(sim, verbose=False):
 def make_server(sim, host='127.0.0.1', port=0, verbose=False):
     server = ThreadingHTTPServer((host, port), make_handler(sim, verbose))
     server.daemon_threads = True
+    server.journal = Journal()
     return server

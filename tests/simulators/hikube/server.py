@@ -10,6 +10,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+from .._journal import Journal, JournalingHandler
 from .kube import ApiError, bad_request
 from .rbac import authorize
 
@@ -33,10 +34,11 @@ class Server(ThreadingHTTPServer):
         self.bookmark_interval = bookmark_interval
         self.verbose = verbose
         self.faults = faults
+        self.journal = Journal()
         self.stopping = False
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(JournalingHandler, BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "polyvirt-hikube-sim"
 
@@ -82,6 +84,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method):
         raw = self._body()   # always read the body: the connection is reused
+        if self.answer_journal():
+            return
         try:
             self._route(method, raw)
         except ApiError as exc:

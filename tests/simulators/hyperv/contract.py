@@ -129,6 +129,12 @@ OPS = {
 }
 
 
+def script_operation(script):
+    """The operation a script's header line names, or None when the script has no header."""
+    match = HEADER_RE.match(script.split('\n', 1)[0].rstrip('\r'))
+    return match.group(1) if match else None
+
+
 def contract_error(message):
     return PSError('polyvirt-sim script contract: ' + message, 'InvalidData', 'ScriptContractException',
                    fqid='PolyvirtScriptContract', command='', activity='')

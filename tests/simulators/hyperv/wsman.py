@@ -14,7 +14,8 @@ import xml.etree.ElementTree as ET
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from xml.sax.saxutils import escape, quoteattr
 
-from .contract import Engine, Result
+from .._journal import Journal, JournalingHandler
+from .contract import Engine, Result, script_operation
 
 NS = {
     's': 'http://www.w3.org/2003/05/soap-envelope',
@@ -154,7 +155,7 @@ def option(header, name):
     return None
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(JournalingHandler, BaseHTTPRequestHandler):
     protocol_version = 'HTTP/1.1'
     disable_nagle_algorithm = True
     server_version = 'Microsoft-HTTPAPI/2.0'
@@ -190,11 +191,19 @@ class Handler(BaseHTTPRequestHandler):
         return None
 
     def do_GET(self):  # pylint: disable=invalid-name
-        self.send_body(405, b'', 'text/plain')
+        if not self.answer_journal():
+            self.send_body(405, b'', 'text/plain')
+
+    def do_DELETE(self):  # pylint: disable=invalid-name
+        # only the journal takes DELETE; elsewhere it stays the unsupported method it was
+        if not self.answer_journal():
+            self.send_error(501, 'Unsupported method (%r)' % self.command)
 
     def do_POST(self):  # pylint: disable=invalid-name
         length = int(self.headers.get('Content-Length') or 0)
         body = self.rfile.read(length) if length else b''
+        if self.answer_journal():
+            return
         if self.path.split('?')[0].rstrip('/').lower() != '/wsman':
             self.send_body(404, b'', 'text/plain')
             return
@@ -213,6 +222,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send_body(400, b'', 'text/plain')
             return
         action = (header.findtext('a:Action', '', NS) or '').strip()
+        if action:
+            self.note_journal(action=action.rsplit('/', 1)[-1])
         message_id = (header.findtext('a:MessageID', '', NS) or '').strip()
         try:
             reply_action, reply = self.dispatch(action, header, soap_body, who)
@@ -265,7 +276,7 @@ class Handler(BaseHTTPRequestHandler):
                     data = b''.join(command.stdin)
                     encoding = 'utf-8' if shell.codepage == '65001' else 'cp437'
                     text = data.decode(encoding, 'replace').lstrip('\ufeff')
-                    winrs.start(command, text, True)
+                    self.run_script(command, text, True)
             return SHELL + 'SendResponse', '<rsp:SendResponse/>'
         if action == SHELL + 'Receive':
             desired = body.find('rsp:Receive/rsp:DesiredStream', NS)
@@ -300,6 +311,12 @@ class Handler(BaseHTTPRequestHandler):
             return SHELL + 'SignalResponse', '<rsp:SignalResponse/>'
         raise Fault('s:Sender', 'a:ActionNotSupported', 'The action %s is not supported by the service.' % action, 2150858769)
 
+    def run_script(self, command, script, from_stdin):
+        operation = script_operation(script)
+        if operation:
+            self.note_journal(op=operation)  # so a test can tell the mutating scripts from the reads
+        self.server.winrs.start(command, script, from_stdin)
+
     def do_command(self, shell, header, body):
         line = body.find('rsp:CommandLine', NS)
         command_text = (line.findtext('rsp:Command', '', NS) if line is not None else '').strip().strip('"')
@@ -320,7 +337,7 @@ class Handler(BaseHTTPRequestHandler):
             command.waiting_stdin = True
         else:
             command.flags = prepared[1]
-            self.server.winrs.start(command, prepared[2], False)
+            self.run_script(command, prepared[2], False)
         return '<rsp:CommandResponse><rsp:CommandId>%s</rsp:CommandId></rsp:CommandResponse>' % command.id
 
 
@@ -350,4 +367,5 @@ class Server(ThreadingHTTPServer):
     def __init__(self, address, host):
         super().__init__(address, Handler)
         self.faults = host.faults
+        self.journal = Journal()
         self.winrs = WinRS(Engine(host))

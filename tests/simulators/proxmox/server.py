@@ -20,6 +20,7 @@ import tempfile
 import time
 import urllib.parse
 
+from .._journal import Journal, JournalingHandler
 from . import api
 from .model import Fault
 from .pvefmt import PveError
@@ -67,7 +68,7 @@ class Auth:
         return -300 <= age <= TICKET_LIFETIME
 
 
-class Handler(http.server.BaseHTTPRequestHandler):
+class Handler(JournalingHandler, http.server.BaseHTTPRequestHandler):
     protocol_version = 'HTTP/1.1'
     server_version = 'pve-api-daemon/3.0'
     sys_version = ''
@@ -231,6 +232,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def dispatch(self, method):
         try:
             path, params = self.read_params()
+            if self.answer_journal():
+                return
             if path.startswith('/_sim/'):
                 self.authenticate(method)
                 self.reply(200, {'data': self.control(method, path, params)})
@@ -328,6 +331,7 @@ class Server(http.server.ThreadingHTTPServer):
         self.cluster = cluster
         self.schema = schema
         self.auth = Auth()
+        self.journal = Journal()
         self.auth_delay = auth_delay
         self.verbose = verbose
         self.ssl_context = None
