@@ -63,9 +63,9 @@ options:
     suboptions:
       user_data:
         description:
-          - A dict (rendered as C(#cloud-config)) or a complete user-data string, which must start with a header
+          - "A dict (rendered as C(#cloud-config)) or a complete user-data string, which must start with a header
             cloud-init acts on (C(#cloud-config), C(#!), C(#include), C(#cloud-boothook), C(#part-handler),
-            C(## template: jinja) or a MIME C(Content-Type:)); cloud-init ignores any other text.
+            C(## template: jinja) or a MIME C(Content-Type:)); cloud-init ignores any other text."
           - It may hold password hashes, so it is never logged or returned, not even at C(-vvv).
         type: raw
       network_config:

@@ -68,6 +68,7 @@ COMMON_ARGS = {
     "wait_timeout": {"type": "int", "default": 600},
 }
 
+
 def _from_env(backend, key, option_type):
     """The value of ``POLYVIRT_<BACKEND>_<KEY>`` converted to the key's type, or None."""
     name = "POLYVIRT_%s_%s" % (backend.upper(), key.upper())

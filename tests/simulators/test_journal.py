@@ -34,7 +34,7 @@ def test_entries_are_copies_and_update_fills_in_the_status():
 
 def test_concurrent_records_get_distinct_consecutive_indexes():
     journal = Journal()
-    threads = [threading.Thread(target=lambda: [journal.record('GET', '/') for _ in range(500)]) for _ in range(8)]
+    threads = [threading.Thread(target=lambda: [journal.record('GET', '/') for _count in range(500)]) for _thread in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:

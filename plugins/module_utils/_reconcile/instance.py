@@ -14,7 +14,9 @@ from ansible_collections.polyvirt.compute.plugins.module_utils._backends.base im
 from ansible_collections.polyvirt.compute.plugins.module_utils._cloud_init import render_network_config, render_user_data
 from ansible_collections.polyvirt.compute.plugins.module_utils._diff import project, prune
 from ansible_collections.polyvirt.compute.plugins.module_utils._errors import Conflict, InvalidInput, PolyvirtError, failing_to
-from ansible_collections.polyvirt.compute.plugins.module_utils._model import check_name, diffable, instance_result, normalise_mac, positive_int, size_gib, size_mib
+from ansible_collections.polyvirt.compute.plugins.module_utils._model import (
+    check_name, diffable, instance_result, normalise_mac, positive_int, size_gib, size_mib,
+)
 from ansible_collections.polyvirt.compute.plugins.module_utils._net import address, interface_address
 from ansible_collections.polyvirt.compute.plugins.module_utils._reconcile.base import Reconciler
 
@@ -245,8 +247,8 @@ class InstanceReconciler(Reconciler):
             running = self.instance["state"] in ("running", "paused")
             if offline and running and spec["state"] != "stopped" and not spec["allow_restart"]:
                 raise InvalidInput("%s cannot change while instance %s runs on the %s backend; set allow_restart: true to let the task stop it, "
-                                   "apply the change and start it again, or stop it first (state: stopped)" % (", ".join(offline), self.name,
-                                                                                                              self.backend.name))
+                                   "apply the change and start it again, or stop it first (state: stopped)" % (
+                                       ", ".join(offline), self.name, self.backend.name))
             if offline and running:
                 self._power_action("stop", spec["force"], " (so that %s can change)" % ", ".join(offline))
                 self._stopped_for_update = True
