@@ -3,24 +3,32 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Backend name -> driver class, importing only that backend's code and library.
 
-The imports are written out (not computed) so that AnsiballZ sees and packs every driver, while a
-task only executes the one import its ``backend`` needs.
+Each backend has one loader function here. The imports are written out (not computed) so that
+AnsiballZ sees and packs every driver, while a task only executes the one import its ``backend`` needs.
 """
 
 from __future__ import annotations
 
 from ansible_collections.polyvirt.compute.plugins.module_utils._errors import Unsupported
 
-AVAILABLE = ("lxd",)
+
+def _lxd():
+    from ansible_collections.polyvirt.compute.plugins.module_utils._backends.lxd.backend import LxdBackend
+
+    return LxdBackend
+
+
+LOADERS = {
+    "lxd": _lxd,
+}
+AVAILABLE = tuple(LOADERS)
 
 
 def backend_class(name):
     """The Backend subclass of ``name``; Unsupported when this release has no driver for it."""
-    if name == "lxd":
-        from ansible_collections.polyvirt.compute.plugins.module_utils._backends.lxd.backend import LxdBackend
-
-        return LxdBackend
-    raise Unsupported("the %s backend is not available yet in this release of polyvirt.compute (available: %s)" % (name, ", ".join(AVAILABLE)))
+    if name not in LOADERS:
+        raise Unsupported("the %s backend is not available yet in this release of polyvirt.compute (available: %s)" % (name, ", ".join(AVAILABLE)))
+    return LOADERS[name]()
 
 
 def load_backend(name, settings):
