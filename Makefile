@@ -19,7 +19,7 @@ TOOLS_VENV := .build/tools-venv
 
 REQS := $(wildcard requirements/*.txt) tests/requirements.txt $(wildcard tests/simulators/*/requirements.txt)
 
-.PHONY: help venv collection pip-bootstrap test-tree sanity-tools lab demo demo-clean test sanity units simulators integration bench clean
+.PHONY: help venv collection pip-bootstrap test-tree sanity-tools lab demo demo-clean test sanity units fuzz simulators integration bench clean
 
 help:
 	@echo "make demo        fresh machine -> LXD lab -> playbooks/demo.yml (make demo-clean removes the guests)"
@@ -48,7 +48,7 @@ demo: lab
 demo-clean: venv collection
 	$(BIN)/ansible-playbook playbooks/demo.yml -e demo_state=absent
 
-test: sanity units simulators integration
+test: sanity units fuzz simulators integration
 
 # Copy the tracked and new (not ignored) files into an ansible_collections tree for ansible-test.
 test-tree:
@@ -71,6 +71,11 @@ sanity: venv test-tree pip-bootstrap sanity-tools
 units: venv collection test-tree pip-bootstrap
 	$(VPY) hacking/capabilities.py --check
 	cd $(TEST_TREE) && $(BIN)/ansible-test units --venv --python 3.11 --color no
+
+# Property-based fuzz test of every module against the lab, bounded in time (tests/fuzz/test_fuzz.py:
+# POLYVIRT_FUZZ_SECONDS, default 90; POLYVIRT_FUZZ_SEED repeats a run).
+fuzz: lab collection
+	$(VPY) -m pytest -q -p no:cacheprovider tests/fuzz
 
 simulators: venv $(TOOLS_VENV)/.stamp
 	POLYVIRT_TEST_COLLECTIONS=$$(ls -d $(CURDIR)/$(TOOLS_VENV)/lib/python3*/site-packages) $(VPY) -m pytest -q -p no:cacheprovider -rs tests/simulators
