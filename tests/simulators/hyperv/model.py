@@ -350,9 +350,15 @@ class Host:
             vm['cpu'] = int(args['cpu'])
         memory_keys = ('memory_startup', 'memory_minimum', 'memory_maximum', 'dynamic_memory')
         changes = {k: args[k] for k in memory_keys if args.get(k) is not None and args[k] != vm[k]}
-        if changes and cmdlet != 'New-VM':
-            if running:
-                raise self.wrong_state(vm, 'Set-VMMemory', 'Memory')
+        for k in ('memory_startup', 'memory_minimum', 'memory_maximum'):
+            if k in changes and int(changes[k]) % (2 * MB):
+                # Hyper-V takes memory in multiples of 2 MB ("not properly aligned" otherwise).
+                raise HyperVError("Failed to modify device 'Memory'. Invalid memory value assigned for '%s'. Memory values must be properly "
+                                  'aligned.' % vm['name'], cmdlet='Set-VMMemory' if cmdlet != 'New-VM' else 'New-VM')
+        # Runtime memory resize (Windows Server 2016+): startup, minimum and maximum change on a running
+        # VM; switching dynamic memory on or off still needs the VM off.
+        if 'dynamic_memory' in changes and cmdlet != 'New-VM' and running:
+            raise self.wrong_state(vm, 'Set-VMMemory', 'Memory')
         for k, value in changes.items():
             vm[k] = bool(value) if k == 'dynamic_memory' else int(value)
         if vm['dynamic_memory'] and not vm['memory_minimum'] <= vm['memory_startup'] <= vm['memory_maximum']:

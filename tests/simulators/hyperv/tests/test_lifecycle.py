@@ -48,6 +48,10 @@ def test_vm_lifecycle(client):
     assert client.ok('nic_list', {'name': 'life'})[0]['ips'] == ips
 
     assert "Failed to modify device 'Processor'" in client.fails('vm_set', {'name': 'life', 'cpu': 4})
+    # Runtime memory resize: startup memory changes while running, dynamic memory does not; 2 MB steps.
+    assert client.ok('vm_set', {'name': 'life', 'memory_startup': 3 * GB})['memory_startup'] == 3 * GB
+    assert "Failed to modify device 'Memory'" in client.fails('vm_set', {'name': 'life', 'dynamic_memory': True})
+    assert 'properly aligned' in client.fails('vm_set', {'name': 'life', 'memory_startup': 1000000000})
     assert "being used by another process" in client.fails('vhd_remove', {'path': D + 'life.vhdx'})
     assert 'parent of a differencing disk' in client.fails('vhd_resize', {'path': D + 'base.vhdx', 'size': 30 * GB})
     grown = client.ok('vhd_resize', {'path': D + 'life.vhdx', 'size': 25 * GB})  # online: VHDX on SCSI
