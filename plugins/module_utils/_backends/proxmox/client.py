@@ -271,4 +271,5 @@ def is_transient_read(exc):
     """Reads are retried on 5xx, 595 (node offline behind the proxy), locks and resets: they change nothing."""
     if is_locked(exc):
         return True
-    return isinstance(exc, PveUnavailable) or (isinstance(exc, PveError) and (exc.status or 0) >= 500)
+    # 501 is "not implemented": asking again will not help.
+    return isinstance(exc, PveUnavailable) or (isinstance(exc, PveError) and (exc.status or 0) >= 500 and exc.status != 501)

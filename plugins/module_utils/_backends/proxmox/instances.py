@@ -446,8 +446,16 @@ class ProxmoxInstances(Instances):
         native = instance["_native"]
         if instance["state"] in ("running", "paused"):
             self.power(instance, "stop", force, deadline)
+        path = guest_path(native["entry"])
         try:
-            self.client.run("DELETE", guest_path(native["entry"]), deadline, purge=1, **{"destroy-unreferenced-disks": 1})
+            try:
+                self.client.run("DELETE", path, deadline, purge=1, **{"destroy-unreferenced-disks": 1})
+            except OperationFailed as exc:
+                if " is running - destroy failed" not in exc.message:
+                    raise
+                # It runs although it was read stopped (a start task that failed after starting it): stop it, then delete.
+                self.client.run("POST", path + "/status/stop", deadline)
+                self.client.run("DELETE", path, deadline, purge=1, **{"destroy-unreferenced-disks": 1})
         except NotFound:
             pass  # gone already: the goal is reached
         self.backend.forget()

@@ -1,0 +1,276 @@
+# Copyright (c) 2026 polyvirt.compute contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+"""An in-memory Proxmox VE answering ProxmoxClient.request (method, path, params), as PVE 9 shapes its answers.
+
+Tasks finish at once (their UPID's status is ``stopped`` on the first read). ``requests`` records every
+call as ``(method, path, params)``; ``fail`` queues errors for the next calls whose path contains a text;
+``task_exit`` makes the next task of a type end with that exit status.
+"""
+
+import copy
+import itertools
+import re
+from urllib.parse import unquote
+
+from ansible_collections.polyvirt.compute.plugins.module_utils._backends.proxmox.client import error_for
+
+SECRET = "s3cr3t-cipassword"
+TEMPLATE = {"vmid": 9000, "node": "pve", "type": "qemu", "name": "debian-12-cloud", "template": 1, "status": "stopped",
+            "config": {"name": "debian-12-cloud", "template": 1, "cores": 2, "memory": "2048", "agent": "1",
+                       "scsi0": "local-lvm:base-9000-disk-0,size=3G", "ide2": "local-lvm:vm-9000-cloudinit,media=cdrom",
+                       "net0": "virtio=BC:24:11:00:90:00,bridge=vmbr0", "ipconfig0": "ip=dhcp", "boot": "order=scsi0;ide2;net0"}}
+WEB1 = {"vmid": 100, "node": "pve", "type": "qemu", "name": "web1", "status": "running", "tags": "a;b",
+        "config": {"name": "web1", "cores": 2, "memory": "512", "agent": "1", "tags": "a;b", "cipassword": SECRET,
+                   "scsi0": "local-lvm:vm-100-disk-0,size=3G", "net0": "virtio=BC:24:11:00:01:00,bridge=vmbr0,firewall=1",
+                   "ipconfig0": "ip=dhcp", "sshkeys": "ssh-ed25519%20AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl%20me%40host%0A",
+                   "boot": "order=scsi0;net0"},
+        "snapshots": {"snap0": {"snaptime": 1764000000, "description": "before", "vmstate": 0}}}
+CT1 = {"vmid": 101, "node": "pve", "type": "lxc", "name": "ct1", "status": "stopped",
+       "config": {"hostname": "ct1", "cores": 1, "memory": 256, "rootfs": "local-lvm:vm-101-disk-0,size=8G",
+                  "net0": "name=eth0,bridge=vmbr0,hwaddr=BC:24:11:00:01:01,ip=dhcp,type=veth"}}
+OSTEMPLATE = "local:vztmpl/debian-12-standard_12.12-1_amd64.tar.zst"
+LXC_HOT = {"description", "tags", "cores", "memory", "hostname", "onboot"}
+QEMU_HOT = {"name", "description", "tags", "onboot", "agent", "sshkeys", "ciuser", "cipassword"}
+
+
+class FakePve:
+    def __init__(self, guests=(TEMPLATE, WEB1, CT1), nodes=("pve",)):
+        self.guests = dict((guest["vmid"], copy.deepcopy(guest)) for guest in guests)
+        for guest in self.guests.values():
+            guest.setdefault("pending", {})
+            guest.setdefault("snapshots", {})
+            guest.setdefault("paused", False)
+        self.nodes = list(nodes)
+        self.requests = []
+        self.tasks = {}
+        self.failures = []  # (text in path, exception factory), used once each
+        self.task_exits = {}
+        self.taken = set()  # vmids another client takes between nextid and create
+        self._pids = itertools.count(1000)
+
+    def install(self, client):
+        client.request = self.request
+        return self
+
+    def mutating(self):
+        return [request for request in self.requests if request[0] != "GET"]
+
+    def paths(self, method=None):
+        return [request[1] for request in self.requests if method in (None, request[0])]
+
+    def fail(self, text, status, message, errors=None, times=1):
+        for _index in range(times):
+            self.failures.append((text, status, message, errors))
+
+    # -- dispatch -------------------------------------------------------------------------------------
+
+    def request(self, method, path, **params):
+        self.requests.append((method, path, dict(params)))
+        for index, (text, status, message, errors) in enumerate(self.failures):
+            if text in path:
+                del self.failures[index]
+                raise error_for(status, message, errors, method, path)
+        try:
+            return self._route(method, path.split("/"), params)
+        except _Fail as exc:
+            raise error_for(exc.status, exc.message, exc.errors, method, path)
+
+    def _route(self, method, seg, params):  # pylint: disable=too-many-return-statements,too-many-branches
+        if seg == ["cluster", "resources"]:
+            return [self._resource(guest) for guest in sorted(self.guests.values(), key=lambda guest: guest["vmid"])]
+        if seg == ["cluster", "nextid"]:
+            vmid = 100
+            while vmid in self.guests:
+                vmid += 1
+            return str(vmid)
+        if seg == ["nodes"]:
+            return [{"node": node, "status": "online"} for node in self.nodes]
+        if len(seg) >= 3 and seg[0] == "nodes":
+            node = seg[1]
+            if node not in self.nodes:
+                raise _Fail(500, "no such cluster node '%s'" % node)
+            rest = seg[2:]
+            if rest == ["network"]:
+                return [{"iface": "eno1", "type": "eth"}, {"iface": "vmbr0", "type": "bridge"}]
+            if rest == ["storage"]:
+                storages = [{"storage": "local", "content": "backup,iso,vztmpl", "active": 1, "enabled": 1},
+                            {"storage": "local-lvm", "content": "images,rootdir", "active": 1, "enabled": 1}]
+                return [item for item in storages if not params.get("content") or params["content"] in item["content"]]
+            if len(rest) == 3 and rest[0] == "storage" and rest[2] == "content":
+                return [{"volid": OSTEMPLATE, "content": "vztmpl"}] if rest[1] == "local" else []
+            if rest[0] == "tasks":
+                return self._task(unquote(rest[1]), rest[2])
+            if rest[0] in ("qemu", "lxc"):
+                return self._guests(method, node, rest[0], rest[1:], params)
+        raise _Fail(501, "Method '%s /%s' not implemented" % (method, "/".join(seg)))
+
+    def _guests(self, method, node, kind, rest, params):  # pylint: disable=too-many-return-statements,too-many-branches
+        if not rest:
+            return self._create(node, kind, params)
+        guest = self.guests.get(int(rest[0]))
+        label = "VM" if kind == "qemu" else "CT"
+        if guest is None or guest["node"] != node or guest["type"] != kind:
+            raise _Fail(500, "Configuration file 'nodes/%s/%s/%s.conf' does not exist" % (node, "qemu-server" if kind == "qemu" else "lxc", rest[0]))
+        sub = "/".join(rest[1:])
+        if method == "DELETE" and not sub:
+            if guest["status"] == "running":
+                raise _Fail(500, "%s %d is running - destroy failed" % (label, guest["vmid"]))
+            del self.guests[guest["vmid"]]
+            return self._upid("qmdestroy", guest)
+        if sub == "pending":
+            items = []
+            for key in sorted(set(guest["config"]) | set(guest["pending"])):
+                item = {"key": key}
+                if key in guest["config"]:
+                    item["value"] = "**********" if key == "cipassword" else guest["config"][key]
+                if key in guest["pending"]:
+                    item["pending"] = guest["pending"][key]
+                items.append(item)
+            return items
+        if sub == "status/current":
+            return {"status": guest["status"], "qmpstatus": "paused" if guest["paused"] else guest["status"], "vmid": guest["vmid"]}
+        if sub.startswith("status/"):
+            return self._power(guest, sub.split("/")[1])
+        if sub == "config":
+            return self._config(guest, params, kind)
+        if sub == "resize":
+            key = params["disk"]
+            parts = guest["config"][key].split(",")
+            guest["config"][key] = ",".join([part for part in parts if not part.startswith("size=")] + ["size=%s" % params["size"]])
+            return self._upid("resize", guest)
+        if sub == "clone":
+            return self._clone(guest, params)
+        if sub == "agent/network-get-interfaces":
+            if guest["status"] != "running" or guest["paused"]:
+                raise _Fail(500, "QEMU guest agent is not running")
+            return {"result": [{"name": "lo", "hardware-address": "00:00:00:00:00:00", "ip-addresses": [{"ip-address": "127.0.0.1"}]},
+                               {"name": "eth0", "hardware-address": "bc:24:11:00:01:00",
+                                "ip-addresses": [{"ip-address": "10.20.0.10", "ip-address-type": "ipv4", "prefix": 24},
+                                                 {"ip-address": "fe80::be24:11ff:fe00:100", "ip-address-type": "ipv6", "prefix": 64}]}]}
+        if sub == "interfaces":
+            return [{"name": "eth0", "hwaddr": "bc:24:11:00:01:01", "ip-addresses": [{"ip-address": "10.20.0.11", "ip-address-type": "inet"}]}]
+        if sub == "snapshot":
+            if method == "POST":
+                guest["snapshots"][params["snapname"]] = {"snaptime": 1764000100 + len(guest["snapshots"]), "description": params.get("description", ""),
+                                                          "vmstate": params.get("vmstate", 0)}
+                return self._upid("qmsnapshot", guest)
+            items = [dict(item, name=name) for name, item in guest["snapshots"].items()]
+            return items + [{"name": "current", "description": "You are here!"}]
+        match = re.match(r"^snapshot/([^/]+)(/rollback)?$", sub)
+        if match:
+            name = unquote(match.group(1))
+            if name not in guest["snapshots"]:
+                raise _Fail(500, "snapshot '%s' does not exist" % name)
+            if match.group(2):
+                snap = guest["snapshots"][name]
+                guest["status"] = "running" if snap.get("vmstate") or params.get("start") else "stopped"
+                return self._upid("qmrollback", guest)
+            del guest["snapshots"][name]
+            return self._upid("qmdelsnapshot", guest)
+        raise _Fail(501, "Method '%s %s' not implemented" % (method, sub))
+
+    # -- behaviour ------------------------------------------------------------------------------------
+
+    def _resource(self, guest):
+        entry = {"id": "%s/%d" % (guest["type"], guest["vmid"]), "vmid": guest["vmid"], "node": guest["node"], "type": guest["type"],
+                 "name": guest["name"], "status": guest["status"], "template": guest.get("template", 0),
+                 "maxcpu": guest["config"].get("cores", 1), "maxmem": int(str(guest["config"].get("memory", 512))) * 1024 ** 2}
+        if guest["config"].get("tags"):
+            entry["tags"] = guest["config"]["tags"]
+        return entry
+
+    def _upid(self, kind, guest):
+        upid = "UPID:%s:%08X:00000000:6B000000:%s:%s:root@pam:" % (guest["node"] if guest else "pve", next(self._pids), kind, guest["vmid"] if guest else "")
+        self.tasks[upid] = self.task_exits.pop(kind, "OK")
+        return upid
+
+    def _task(self, upid, what):
+        exit_status = self.tasks[upid]
+        if what == "status":
+            return {"upid": upid, "status": "stopped", "exitstatus": exit_status, "type": upid.split(":")[5]}
+        lines = [{"n": 1, "t": "starting"}]
+        if exit_status.startswith("WARNINGS"):
+            lines.append({"n": 2, "t": "WARN: something odd"})
+            lines.append({"n": 3, "t": "TASK " + exit_status})
+        elif exit_status != "OK":
+            lines.append({"n": 2, "t": "worker said why"})
+            lines.append({"n": 3, "t": "TASK ERROR: " + exit_status})
+        return lines
+
+    def _take(self, vmid):
+        if vmid in self.guests or vmid in self.taken:
+            self.taken.discard(vmid)
+            self.guests.setdefault(vmid, {"vmid": vmid, "node": "pve", "type": "qemu", "name": "someone-else", "status": "stopped",
+                                          "config": {"memory": "512"}, "pending": {}, "snapshots": {}, "paused": False})
+            raise _Fail(500, "unable to create VM %d: config file already exists" % vmid)
+
+    def _clone(self, source, params):
+        vmid = int(params["newid"])
+        self._take(vmid)
+        config = dict((key, value) for key, value in source["config"].items() if key != "template")
+        config["name"] = params["name"]
+        config["net0"] = re.sub(r"=BC:24:11:[0-9A-F:]+", "=BC:24:11:AA:%02X:%02X" % (vmid // 256, vmid % 256), config["net0"])
+        if params.get("description") is not None:
+            config["description"] = params["description"]
+        self.guests[vmid] = {"vmid": vmid, "node": params.get("target", source["node"]), "type": "qemu", "name": params["name"], "status": "stopped",
+                             "config": config, "pending": {}, "snapshots": {}, "paused": False}
+        return self._upid("qmclone", source)
+
+    def _create(self, node, kind, params):
+        vmid = int(params.pop("vmid"))
+        self._take(vmid)
+        config = dict(params)
+        storage, size = config["rootfs"].split(":")
+        config["rootfs"] = "%s:vm-%d-disk-0,size=%sG" % (storage, vmid, size)
+        config.pop("ostemplate")
+        for key in [key for key in config if key.startswith("net")]:
+            config[key] += ",hwaddr=BC:24:11:BB:00:%02X,type=veth" % (vmid % 256)
+        self.guests[vmid] = {"vmid": vmid, "node": node, "type": kind, "name": params["hostname"], "status": "stopped", "config": config,
+                             "pending": {}, "snapshots": {}, "paused": False}
+        return self._upid("vzcreate", self.guests[vmid])
+
+    def _config(self, guest, params, kind):
+        hot = QEMU_HOT if kind == "qemu" else LXC_HOT
+        for key in (params.pop("delete", "") or "").split(","):
+            if key:
+                guest["config"].pop(key, None)
+        for key, value in params.items():
+            if key == "sshkeys" and re.search(r"[^-%a-zA-Z0-9_.!~*'()]", str(value)):
+                raise _Fail(400, "Parameter verification failed.", {"sshkeys": "invalid format - invalid urlencoded string"})
+            if guest["status"] == "running" and key not in hot and not key.startswith(("net", "ipconfig")):
+                guest["pending"][key] = value
+            else:
+                guest["config"][key] = value
+            if key in ("name", "hostname"):
+                guest["name"] = value
+        return self._upid("qmconfig", guest) if kind == "qemu" else None
+
+    def _power(self, guest, action):
+        if self.task_exits.get("qm" + action, "OK") != "OK":
+            return self._upid("qm" + action, guest)  # the task fails and does nothing
+        if action == "start":
+            if guest.get("template"):
+                raise _Fail(500, "you can't start a vm if it's a template")
+            guest["status"] = "running"
+        elif action in ("stop", "shutdown"):
+            guest["status"], guest["paused"] = "stopped", False
+            guest["config"].update(guest["pending"])
+            guest["pending"] = {}
+        elif action == "reboot":
+            guest["config"].update(guest["pending"])
+            guest["pending"] = {}
+        elif action == "suspend":
+            guest["paused"] = True
+        elif action == "resume":
+            guest["paused"] = False
+        return self._upid("qm" + action, guest)
+
+
+class _Fail(Exception):
+    def __init__(self, status, message, errors=None):
+        super().__init__(message)
+        self.status, self.message, self.errors = status, message, errors
