@@ -116,7 +116,7 @@ FILTERS = {
                     'resource_links__contra_resource_id': 'int'}, **PROJECT_FIELDS),
     'volume': dict({'id': 'int', 'name': 'str', 'project_id': 'int', 'instance_id': 'int', 'state': 'str',
                     'type': 'str', 'created': 'str', 'updated': 'str'}, **PROJECT_FIELDS),
-    'image': {'id': 'int', 'sku_name': 'str', 'os_variant': 'str', 'filename': 'str', 'region_id': 'int'},
+    'image': {'id': 'int', 'sku_name': 'str', 'os_variant': 'str', 'filename': 'str', 'region_id': 'int', 'type': 'str'},
     'project': {'id': 'int', 'name': 'str', 'region_id': 'int', 'address_id': 'int', 'reseller_id': 'int',
                 'manager_id': 'int', 'closed': 'bool', 'note': 'str', 'created': 'str', 'updated': 'str'},
 }
@@ -497,7 +497,7 @@ class Simulator:
     def _flat(self, kind, record):
         if kind == 'image':
             return {'id': record[0], 'sku_name': record[1], 'os_variant': record[2], 'filename': record[3],
-                    'region_id': 1}
+                    'region_id': 1, 'type': record[4]}
         if kind == 'project':
             return {k: record[k] for k in FILTERS['project']}
         row = {k: record.get(k) for k in FILTERS[kind] if not k.startswith('project__')}
@@ -514,7 +514,8 @@ class Simulator:
         else:
             records = list(self.data[kind].values())
         rows = [(self._flat(kind, r), r) for r in records]
-        default_order = 'id' if kind == 'image' else 'name'
+        # images: sku_name, as the Go SDK documents (computeimage.go); the rest: name
+        default_order = 'sku_name' if kind == 'image' else 'name'
         try:
             selected, metadata = listing.apply(rows, query, FILTERS[kind], default_order)
         except listing.ListError as exc:
@@ -528,7 +529,7 @@ class Simulator:
     def _render(self, kind, record, base):
         if kind == 'image':
             return {'id': record[0], 'filename': record[3], 'os_variant': record[2], 'sku_name': record[1],
-                    'region_id': 1, 'uri': '%s%d/' % (base, record[0])}
+                    'region_id': 1, 'type': record[4], 'uri': '%s%d/' % (base, record[0])}
         out = {k: copy.deepcopy(v) for k, v in record.items() if not k.startswith('_') and k not in ('since', 'pending')}
         out['uri'] = '%s%d/' % (base, record['id'])
         if kind in ('snapshot', 'backup'):
