@@ -67,3 +67,26 @@ def test_network_config_dict_and_string():
     assert yaml.safe_load(text) == {"version": 2, "ethernets": {"eth0": {"dhcp4": True}}}
     assert render_network_config("version: 1\n") == "version: 1\n"
     assert render_network_config(None) is None
+
+
+@pytest.mark.parametrize("text", ["hello", "packages: [curl]\n", "", "cloud-config\n{}\n"])
+def test_strings_cloud_init_would_ignore_are_refused(text):
+    with pytest.raises(InvalidInput) as caught:
+        render_user_data(text)
+    assert "cloud_init.user_data is a string that cloud-init would ignore: it must start with #cloud-config" in caught.value.message
+
+
+@pytest.mark.parametrize("text", ["#cloud-config\n{}\n", "#!/bin/sh\ntrue\n", "#include\nhttps://example.com/ud\n", "#cloud-boothook\ntrue\n",
+                                  "#part-handler\n", "## template: jinja\n#cloud-config\n{}\n", "Content-Type: multipart/mixed\n",
+                                  "\n  #cloud-config\n{}\n"])
+def test_every_cloud_init_header_is_accepted(text):
+    assert render_user_data(text) == text
+
+
+def test_keys_can_be_merged_only_into_a_cloud_config():
+    with pytest.raises(InvalidInput) as caught:
+        render_user_data("#include\nhttps://example.com/ud\n", [KEY])
+    assert "is not a #cloud-config document, so ssh_keys cannot be merged into it" in caught.value.message
+    with pytest.raises(InvalidInput) as caught:
+        render_user_data("#cloud-config\n- a list\n", [KEY])
+    assert "must be a #cloud-config mapping, got list" in caught.value.message
