@@ -80,8 +80,10 @@ fuzz: lab collection
 simulators: venv $(TOOLS_VENV)/.stamp
 	POLYVIRT_TEST_COLLECTIONS=$$(ls -d $(CURDIR)/$(TOOLS_VENV)/lib/python3*/site-packages) $(VPY) -m pytest -q -p no:cacheprovider -rs tests/simulators
 
-integration: lab test-tree
-	cd $(TEST_TREE) && $(BIN)/ansible-test integration --python 3.11 --color no --allow-destructive
+# The conformance suite once per backend (tests/integration/README.md). BACKENDS="lxd proxmox" picks
+# them (default: each with a vars file and a driver), TARGETS="snapshot disk" the targets. Only lxd needs the lab.
+integration: $(if $(BACKENDS),$(if $(filter lxd,$(BACKENDS)),lab,venv),lab) test-tree
+	cd $(TEST_TREE) && $(BIN)/python tests/integration/run.py --backends "$(BACKENDS)" --targets "$(TARGETS)"
 
 # The tools venv (TOOLS_VENV above).
 $(TOOLS_VENV)/.stamp: bench/requirements.txt

@@ -1,0 +1,204 @@
+# Copyright (c) 2026 polyvirt.compute contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The conformance suite's probe for Hyper-V: reads the real state of the WinRM endpoint (the emulator in
+tests/simulators/hyperv) with pywinrm and the emulator's own reference scripts, never with this
+collection's code, and prints JSON. The commands are those of probes/lxd.py:
+
+  instance NAME, instances PREFIX, disk PATH, cleanup PREFIX, session start|stop,
+  journal start|stop, journal mark, journal since MARK
+
+The journal is the emulator's (GET /_sim/requests?since=N). A script run is one entry with an ``op``
+(the Send that delivered it): reads are the operations that change nothing, writes every other one.
+``session start`` puts the suite's parent images on the host (backends/hyperv.yml, ``types[].image``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import urllib.request
+
+import winrm
+import yaml
+
+TREE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+sys.path.insert(0, TREE)
+from tests.simulators.hyperv import scripts  # noqa: E402 pylint: disable=wrong-import-position
+
+READ_OPS = ("host_get", "switch_list", "vm_list", "vm_get", "vhd_get", "disk_list", "nic_list", "checkpoint_list")
+STATES = {"Running": "running", "Off": "stopped", "Paused": "paused", "Saved": "saved"}
+GIB = 1024 ** 3
+MIB = 1024 ** 2
+
+
+class Probe:
+    def __init__(self, config, state_dir):
+        backend = config["backend"]
+        connection = backend["connection"]
+        self.url = "http://%s:%s/wsman" % (connection["host"], connection["port"])
+        self.journal_url = "http://%s:%s/_sim/requests" % (connection["host"], connection["port"])
+        self.protocol = winrm.Protocol(self.url, transport="plaintext", username=connection["username"], password=connection["password"],
+                                       message_encryption="never")
+        self.images = backend.get("images") or []
+        self.state_dir = state_dir
+        self.shell = None
+
+    def run(self, op, **args):
+        if self.shell is None:
+            self.shell = self.protocol.open_shell(codepage=65001)
+        command = self.protocol.run_command(self.shell, scripts.bootstrap_command())
+        self.protocol.send_command_input(self.shell, command, scripts.build(op, args).encode("utf-8"), end=True)
+        out, err, code = self.protocol.get_command_output(self.shell, command)
+        self.protocol.cleanup_command(self.shell, command)
+        text = out.decode("utf-8").strip()
+        answer = json.loads(text.splitlines()[-1]) if text else {}
+        if not answer.get("ok"):
+            raise SystemExit("%s %s failed (%s): %s %s" % (op, args, code, answer.get("error"), err.decode("utf-8", "replace")[:500]))
+        return answer["result"]
+
+    def close(self):
+        if self.shell is not None:
+            self.protocol.close_shell(self.shell)
+
+    # -- reads ------------------------------------------------------------------------------------
+
+    def instance(self, name):
+        vm = self.run("vm_get", name=name)
+        if vm is None:
+            return {"exists": False, "name": name}
+        disks = vm.get("disks") or []
+        boot = self.run("vhd_get", path=disks[0]["path"]) if disks else None
+        checkpoints = self.run("checkpoint_list", name=name) or []
+        return {
+            "exists": True,
+            "name": vm["name"],
+            "id": vm["id"],
+            "type": "vm",
+            "state": STATES.get(vm["state"], vm["state"].lower()),
+            "native_state": vm["state"],
+            "cpus": vm["cpu"],
+            "memory_mib": vm["memory_startup"] // MIB,
+            "disk_gib": boot["size"] / GIB if boot and boot["size"] % GIB else (boot["size"] // GIB if boot else None),
+            "image": (boot or {}).get("parent_path"),
+            "generation": vm["generation"],
+            "secure_boot": vm.get("secure_boot"),
+            "tags": [],
+            "description": vm.get("notes") or "",
+            "networks": [{"device": nic["name"], "network": nic["switch"], "mac": mac(nic["mac"])} for nic in vm.get("nics") or []],
+            "disks": [{"name": disk["path"], "path": disk["path"]} for disk in disks[1:]],
+            "snapshots": [{"name": cp["name"], "stateful": cp["type"] == "Standard", "created_at": cp["created"]}
+                          for cp in sorted(checkpoints, key=lambda cp: cp["created"])],
+            "backups": [],
+        }
+
+    def instances(self, prefix):
+        return [{"name": vm["name"], "state": STATES.get(vm["state"], vm["state"].lower())}
+                for vm in self.run("vm_list") or [] if vm["name"].startswith(prefix)]
+
+    def disk(self, path):
+        vhd = self.run("vhd_get", path=path)
+        if vhd is None:
+            return {"exists": False, "name": path}
+        users = [vm["name"] for vm in self.run("vm_list") or [] if any(d["path"].lower() == path.lower() for d in vm.get("disks") or [])]
+        return {"exists": True, "name": path, "size_gib": vhd["size"] // GIB, "type": vhd["type"], "attached_to": users,
+                "paths": dict((user, path) for user in users)}
+
+    def cleanup(self, prefix):
+        if len(prefix) < 3:
+            raise SystemExit("refusing to clean up prefix %r: too short to be a test run's own" % prefix)
+        removed = []
+        for vm in self.instances(prefix):
+            self.run("vm_stop", name=vm["name"], mode="turnoff")
+            self.run("vm_remove", name=vm["name"], delete_disks=True)
+            removed.append(vm["name"])
+        return {"removed": removed, "left": [vm["name"] for vm in self.instances(prefix)]}
+
+    # -- the session: the parent images the suite boots from -------------------------------------
+
+    def session_start(self):
+        made = []
+        for image in self.images:
+            if self.run("vhd_get", path=image["path"]) is None:
+                self.run("vhd_create", path=image["path"], type="dynamic", size=image["size_gib"] * GIB)
+                made.append(image["path"])
+        return {"images": made}
+
+    def session_stop(self):
+        return {"stopped": True}
+
+    # -- the journal: the emulator's own ------------------------------------------------------------
+
+    def _entries(self, since):
+        with urllib.request.urlopen("%s?since=%d" % (self.journal_url, since), timeout=30) as response:
+            return json.loads(response.read())
+
+    def _last_file(self):
+        return os.path.join(self.state_dir, "journal.next")
+
+    def journal_mark(self):
+        os.makedirs(self.state_dir, exist_ok=True)
+        try:
+            with open(self._last_file()) as f:
+                known = int(f.read())
+        except (OSError, ValueError):
+            known = 0
+        entries = self._entries(known)
+        mark = entries[-1]["index"] + 1 if entries else known
+        with open(self._last_file(), "w") as f:
+            f.write(str(mark))
+        return mark
+
+    def journal_since(self, mark):
+        entries = self._entries(mark)
+        scripts_run = [e for e in entries if e.get("op")]
+        return {
+            "entries": [{"index": e["index"], "method": e["method"], "path": e["path"], "status": e.get("status"), "action": e.get("action"),
+                         "op": e.get("op")} for e in entries if e.get("action") != "Receive"],
+            "reads": sum(1 for e in scripts_run if e["op"] in READ_OPS),
+            "writes": sum(1 for e in scripts_run if e["op"] not in READ_OPS),
+            "shells": sum(1 for e in entries if e.get("action") == "Create"),
+            "ops": [e["op"] for e in scripts_run],
+            "mark": entries[-1]["index"] + 1 if entries else mark,
+        }
+
+
+def mac(value):
+    raw = (value or "").replace(":", "").replace("-", "").lower()
+    return ":".join(raw[i:i + 2] for i in range(0, len(raw), 2)) or None
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--state", required=True)
+    parser.add_argument("command")
+    parser.add_argument("args", nargs="*")
+    opts = parser.parse_args()
+    with open(opts.config) as f:
+        probe = Probe(yaml.safe_load(f), opts.state)
+    command, args = opts.command, opts.args
+    try:
+        if command in ("session", "journal"):
+            sub = args[0]
+            if command == "journal" and sub in ("start", "stop"):
+                result = {"journal": sub}  # the emulator keeps its journal all the time
+            elif command == "journal" and sub == "mark":
+                print(probe.journal_mark())
+                return 0
+            elif command == "journal" and sub == "since":
+                result = probe.journal_since(int(args[1]))
+            else:
+                result = getattr(probe, "session_" + sub)()
+        else:
+            result = getattr(probe, command)(*args)
+    finally:
+        probe.close()
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
