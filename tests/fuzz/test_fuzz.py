@@ -51,6 +51,7 @@ SEED = int(os.environ.get("POLYVIRT_FUZZ_SEED") or random.SystemRandom().randran
 RUNNERS = {"inprocess": InProcess, "subprocess": Subprocess}
 RUNNER = os.environ.get("POLYVIRT_FUZZ_RUNNER", "inprocess")
 CASE_TIMEOUT = 20  # seconds; a case still running then is cut off (see ``bounded``)
+SHRINK_SECONDS = 8  # for hypothesis to shrink a new failure, even when the module's turn is shorter
 TRACEBACK = "Traceback (most recent call last)"
 # Names that become paths on the LXD host: sent only where the module itself refuses them (see probe_dot_names).
 PATH_ROLES = ("snapshot", "backup", "disk")
@@ -214,8 +215,9 @@ class Fuzz:
             add("unreported-change", "reported changed=false but the server changed: %s" % diff_text, kinds)
         return found
 
-    def explore(self, module, strategy, chunk_seed, seconds, examples):
-        """One hypothesis run of ``module``: at most ``examples`` cases, cases only until ``seconds`` pass."""
+    def explore(self, module, strategy, chunk_seed, seconds, examples, deadline):
+        """One hypothesis run of ``module``: at most ``examples`` cases, run until ``seconds`` pass or, once a
+        new failure is found, SHRINK_SECONDS later to shrink it; never past ``deadline``."""
         stop = time.monotonic() + seconds
         raised = set()
 
@@ -225,13 +227,16 @@ class Fuzz:
                   print_blob=False)
         @given(case=strategy)
         def cases(case):
+            nonlocal stop
             if time.monotonic() > stop:
                 return  # out of time: hypothesis winds down (the recorder already kept each failure's smallest case)
             # A bug already shrunk (in any module: shared code) is counted but no longer chased.
             new = [f for f in self.run_case(module, case) if f.key[1:] not in self.final]
             if new:
+                if not raised:
+                    stop = min(deadline, max(stop, time.monotonic() + SHRINK_SECONDS))
                 raised.add(new[0].key[1:])
-                raise failure_type(new[0].key)(new[0].detail)
+                raise failure_type(new[0].key[1:])(new[0].detail)
 
         try:
             cases()
@@ -386,7 +391,7 @@ def test_fuzz_modules(lab_run, monkeypatch, capsys):
         per_case = fuzz.seconds[module] / fuzz.cases[module] if fuzz.cases[module] else 0.05
         # Enough cases to fill the slice at this module's pace, so hypothesis is not left generating unused ones.
         examples = int(min(500, max(5, seconds / (per_case + 0.03))))
-        fuzz.explore(module, strategies[module], rng.randrange(2 ** 32), seconds, examples)
+        fuzz.explore(module, strategies[module], rng.randrange(2 ** 32), seconds, examples, deadline)
     elapsed = time.monotonic() - start
 
     for module, error in sorted(doc_errors.items()):
