@@ -1,0 +1,428 @@
+# Copyright (c) 2026 polyvirt.compute contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Hyper-V VMs: the normalised vocabulary mapped to New-VM, Set-VM*, network adapters and the boot VHDX.
+
+A new VM boots from a differencing VHDX on the parent VHDX named by ``image``, in
+``<vm_path>\\<name>\\Virtual Hard Disks``. Reading a VM is one script (vm_get); the boot disk's size
+costs a second one (Get-VHD), paid only by tasks that ask about ``disk_size``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ansible_collections.polyvirt.compute.plugins.module_utils._backends.base import LIVE, WHILE_STOPPED, Instances
+from ansible_collections.polyvirt.compute.plugins.module_utils._backends.hyperv.backend import check_path, join
+from ansible_collections.polyvirt.compute.plugins.module_utils._errors import (
+    Conflict, InvalidInput, OperationFailed, PolyvirtError, WaitTimeout,
+)
+from ansible_collections.polyvirt.compute.plugins.module_utils._model import GIB, MIB, in_unit, instance_result, normalise_mac, size_mib
+from ansible_collections.polyvirt.compute.plugins.module_utils._net import is_global
+from ansible_collections.polyvirt.compute.plugins.module_utils._wait import Deadline, poll
+
+STATES = {"Running": "running", "Off": "stopped", "Saved": "stopped", "Paused": "paused"}
+BUSY = ("Starting", "Stopping", "Saving", "Pausing", "Resuming", "Reset", "Merging", "Exporting")
+# Characters a VM name cannot hold: Get-VM -Name reads * ? [ ] as wildcards, and the name is a folder and a file name.
+NAME_BAD = set('*?[]:"<>|')
+NAME_MAX = 100
+MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+CHECKPOINT_TYPES = ("Standard", "Production", "ProductionOnly", "Disabled")
+OPTIONS = {
+    "generation": int,
+    "secure_boot": bool,
+    "secure_boot_template": str,
+    "dynamic_memory": bool,
+    "memory_minimum": (str, int),
+    "memory_maximum": (str, int),
+    "checkpoint_type": str,
+    "vm_path": str,
+}
+# Settings Hyper-V refuses to change while the VM runs (Set-VMProcessor, dynamic memory on/off, firmware).
+OFFLINE = ("cpus", "dynamic_memory", "secure_boot", "secure_boot_template")
+DEFAULT_MEMORY_MIB = 1024
+# vm_set keys for the normalised ones.
+SET_KEYS = {"cpus": "cpu", "description": "notes", "dynamic_memory": "dynamic_memory", "checkpoint_type": "checkpoint_type",
+            "secure_boot": "secure_boot", "secure_boot_template": "secure_boot_template"}
+MEMORY_KEYS = {"memory_mib": "memory_startup", "memory_minimum_mib": "memory_minimum", "memory_maximum_mib": "memory_maximum"}
+
+
+def check_vm_name(name, option="name"):
+    if len(name) > NAME_MAX:
+        raise InvalidInput("%s %r is too long for Hyper-V (at most %d characters)" % (option, name, NAME_MAX))
+    bad = sorted(set(name) & NAME_BAD)
+    if bad:
+        raise InvalidInput("%s %r is not a valid Hyper-V VM name: it contains %r (no * ? [ ] : \" < > |)" % (option, name, bad[0]))
+    if name != name.strip() or name.endswith("."):
+        raise InvalidInput("%s %r is not a valid Hyper-V VM name: no leading or trailing spaces, no trailing dot" % (option, name))
+    return name
+
+
+def to_mac(mac):
+    """Hyper-V's 00155D0A0B0C as 00:15:5d:0a:0b:0c."""
+    if not mac:
+        return None
+    raw = mac.replace(":", "").replace("-", "").lower()
+    return ":".join(raw[index:index + 2] for index in range(0, len(raw), 2))
+
+
+def hyperv_mac(mac):
+    return mac.replace(":", "").upper()
+
+
+def even_mib(value, option):
+    mib = size_mib(value, option)
+    if mib % 2:
+        raise InvalidInput("%s must be a multiple of 2 MiB on Hyper-V, got %r" % (option, value))
+    return mib
+
+
+class HyperVInstances(Instances):
+    def __init__(self, backend):
+        super().__init__(backend)
+        self._with_disk = False  # the task asks about disk_size: read the boot VHDX too
+
+    # -- validation -----------------------------------------------------------------------------
+
+    def validate(self, spec):
+        check_vm_name(spec["name"])
+        options = spec["backend_options"]
+        for key, value in options.items():
+            if key not in OPTIONS:
+                raise InvalidInput("backend_options.%s is not a Hyper-V option (use %s)" % (key, ", ".join(sorted(OPTIONS))))
+            if isinstance(value, bool) and OPTIONS[key] is not bool or not isinstance(value, OPTIONS[key]):
+                raise InvalidInput("backend_options.%s has the wrong type: %r" % (key, value))
+        if options.get("generation") not in (None, 1, 2):
+            raise InvalidInput("backend_options.generation must be 1 or 2, got %r" % options["generation"])
+        if options.get("checkpoint_type") not in (None,) + CHECKPOINT_TYPES:
+            raise InvalidInput("backend_options.checkpoint_type must be one of %s, got %r" % (", ".join(CHECKPOINT_TYPES), options["checkpoint_type"]))
+        if options.get("generation") == 1 and (options.get("secure_boot") is not None or options.get("secure_boot_template")):
+            raise InvalidInput("backend_options.secure_boot needs generation 2 (generation 1 VMs have BIOS firmware, no Secure Boot)")
+        if options.get("vm_path"):
+            check_path(options["vm_path"], "backend_options.vm_path")
+        for key in ("memory_minimum", "memory_maximum"):
+            if key in options:
+                even_mib(options[key], "backend_options." + key)
+        if spec["memory_mib"] is not None and spec["memory_mib"] % 2:
+            raise InvalidInput("memory must be a multiple of 2 MiB on Hyper-V, got %d MiB" % spec["memory_mib"])
+        if spec["image"]:
+            check_path(spec["image"], "image", (".vhdx", ".vhd"))
+            if spec["image"].lower().endswith(".vhd") and options.get("generation", 2) == 2:
+                raise InvalidInput("image %r is a .vhd file, which generation 2 VMs cannot boot from; use a .vhdx or backend_options.generation: 1"
+                                   % spec["image"])
+        for index, network in enumerate(spec["networks"] or ()):
+            option = "networks[%d]" % index
+            if not network.get("name") and not self.backend.settings.get("switch"):
+                raise InvalidInput("%s.name (the virtual switch) is required when connection.switch is not set" % option)
+            for key in ("ipv4", "ipv6"):
+                if network.get(key) not in (None, "dhcp"):
+                    raise InvalidInput("%s.%s: Hyper-V cannot set a guest's address (the guest's DHCP or its own configuration does); got %r" % (
+                        option, key, network[key]))
+            if network.get("mac") and not MAC_RE.match(network["mac"]):
+                raise InvalidInput("%s.mac must be a MAC address such as 00:15:5d:0a:0b:0c, got %r" % (option, network["mac"]))
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def get(self, name, runtime=False):
+        # IP addresses come with the adapters in the same script, so runtime costs nothing more.
+        native = self.backend.run("vm_get", name=name)
+        return self.describe(native) if native else None
+
+    def list(self, filters=None):
+        return [self.describe(native) for native in self.backend.run("vm_list") or []]
+
+    def describe(self, native, vhd=None):
+        vhd = vhd or native.get("_vhd")
+        if vhd:
+            native = dict(native, _vhd=vhd)
+        networks = []
+        addresses = {"ipv4": [], "ipv6": []}
+        for nic in native.get("nics") or []:
+            found = [ip for ip in nic.get("ips") or [] if is_global(ip)]
+            networks.append({"device": nic["name"], "name": nic.get("switch"), "mac": to_mac(nic.get("mac")), "vlan_id": nic.get("vlan_id") or 0,
+                             "addresses": found})
+            for ip in found:
+                addresses["ipv6" if ":" in ip else "ipv4"].append(ip)
+        state = native.get("state")
+        return instance_result(
+            native["name"],
+            self.backend.name,
+            id=native.get("id"),
+            type="vm",
+            state=STATES.get(state, "pending" if state in BUSY else "error"),
+            cpus=native.get("cpu"),
+            memory_mib=in_unit(native.get("memory_startup"), MIB),
+            disk_gib=in_unit(vhd["size"], GIB) if vhd else None,
+            image=(vhd or {}).get("parent_path"),
+            description=native.get("notes") or None,
+            addresses=addresses,
+            networks=networks,
+            location=self.backend.client.host,
+            backend_data=dict((key, value) for key, value in native.items() if not key.startswith("_")),
+            _native=native,
+        )
+
+    def boot_disk(self, instance):
+        disks = instance["_native"].get("disks") or []
+        return disks[0]["path"] if disks else None
+
+    def _read_vhd(self, instance):
+        native = instance["_native"]
+        if "_vhd" not in native:
+            path = self.boot_disk(instance)
+            native["_vhd"] = self.backend.run("vhd_get", path=path) if path else None
+            if native["_vhd"]:
+                instance["disk_gib"] = in_unit(native["_vhd"]["size"], GIB)
+                instance["image"] = native["_vhd"].get("parent_path")
+        return native["_vhd"]
+
+    def settings(self, instance):
+        native = instance["_native"]
+        settings = {
+            "cpus": native.get("cpu"),
+            "memory_mib": in_unit(native.get("memory_startup"), MIB),
+            "memory_minimum_mib": in_unit(native.get("memory_minimum"), MIB),
+            "memory_maximum_mib": in_unit(native.get("memory_maximum"), MIB),
+            "dynamic_memory": native.get("dynamic_memory"),
+            "description": native.get("notes") or "",
+            "checkpoint_type": native.get("checkpoint_type"),
+            "secure_boot": None if native.get("secure_boot") is None else native["secure_boot"] == "On",
+            "generation": native.get("generation"),
+            "networks": [{"name": nic.get("switch"), "mac": to_mac(nic.get("mac"))} for nic in native.get("nics") or []],
+        }
+        if self._with_disk:
+            vhd = self._read_vhd(instance)
+            settings["disk_gib"] = in_unit(vhd["size"], GIB) if vhd else None
+        return settings
+
+    def desired(self, spec):
+        self._with_disk = spec["disk_gib"] is not None
+        desired = {}
+        for key in ("cpus", "memory_mib", "disk_gib", "description"):
+            if spec[key] is not None:
+                desired[key] = spec[key]
+        if spec["networks"] is not None:
+            desired["networks"] = [self._desired_network(network) for network in spec["networks"]]
+        options = spec["backend_options"]
+        for key in ("dynamic_memory", "checkpoint_type", "secure_boot", "generation"):
+            if key in options:
+                desired[key] = options[key]
+        for key in ("memory_minimum", "memory_maximum"):
+            if key in options:
+                desired[key + "_mib"] = size_mib(options[key], "backend_options." + key)
+        return desired
+
+    def _desired_network(self, network):
+        view = {"name": network.get("name") or self.backend.settings.get("switch"), "mac": network.get("mac")}
+        return dict((key, value) for key, value in view.items() if value is not None)
+
+    # -- changing -------------------------------------------------------------------------------
+
+    def _vm_root(self, spec):
+        return spec["backend_options"].get("vm_path") or self.backend.settings.get("vm_path") or self.backend.host()["virtual_machine_path"]
+
+    def _disk_path(self, spec):
+        extension = spec["image"].rsplit(".", 1)[-1].lower()
+        return join(self._vm_root(spec), spec["name"], "Virtual Hard Disks", "%s.%s" % (spec["name"], extension))
+
+    def _switches(self, spec):
+        if spec["networks"]:
+            return [network.get("name") or self.backend.settings.get("switch") for network in spec["networks"]]
+        return [self.backend.settings["switch"]] if self.backend.settings.get("switch") else []
+
+    def check_create(self, spec):
+        """The parent VHDX and the switches exist, the new disk's file does not (checked in check mode too)."""
+        for index, switch in enumerate(self._switches(spec)):
+            self.backend.check_switch(switch, "networks[%d].name" % index if spec["networks"] else "connection.switch")
+        parent = self.backend.run("vhd_get", path=spec["image"])
+        if parent is None:
+            raise InvalidInput("image %r: no such parent VHDX on the Hyper-V host %s" % (spec["image"], self.backend.client.host))
+        if spec["disk_gib"] is not None and spec["disk_gib"] * GIB < parent["size"]:
+            raise InvalidInput("disk_size %dGiB is smaller than the image's %sGiB; disks only grow" % (spec["disk_gib"], in_unit(parent["size"], GIB)))
+        path = self._disk_path(spec)
+        if self.backend.run("vhd_get", path=path) is not None:
+            raise Conflict("the disk file %s exists already (left from another VM?); remove it or choose another name" % path)
+
+    def create(self, spec, deadline):
+        options = spec["backend_options"]
+        path = self._disk_path(spec)
+        switches = self._switches(spec)
+        vhd = self.backend.run("vhd_create", deadline, path=path, type="differencing", parent_path=spec["image"])
+        try:
+            if spec["disk_gib"] is not None and spec["disk_gib"] * GIB > vhd["size"]:
+                vhd = self.backend.run("vhd_resize", deadline, path=path, size=spec["disk_gib"] * GIB)
+            args = {
+                "name": spec["name"],
+                "generation": options.get("generation", 2),
+                "memory_startup": (spec["memory_mib"] or DEFAULT_MEMORY_MIB) * MIB,
+                "switch": switches[0] if switches else None,
+                "path": self._vm_root(spec),
+                "vhd_path": path,
+            }
+            args.update(self._set_args(self.desired(spec)))
+            native = self.backend.run("vm_create", deadline, **args)
+        except PolyvirtError:
+            self._undo(deadline, disk=path)
+            raise
+        try:
+            if spec["networks"] is not None:
+                instance = self.describe(native)
+                self._apply_networks(instance, self.desired(spec)["networks"], deadline)
+                native = self.backend.run("vm_get", deadline, name=spec["name"])
+        except PolyvirtError:
+            self._undo(deadline, vm=spec["name"])
+            raise
+        return self.describe(native, vhd=vhd)
+
+    def _undo(self, deadline, vm=None, disk=None):
+        """Remove what a failed create made, so nothing is left half-made (errors here must not hide the first one)."""
+        try:
+            if vm:
+                self.backend.run("vm_remove", Deadline(max(30, deadline.remaining())), name=vm, delete_disks=True)
+            elif disk:
+                self.backend.run("vhd_remove", Deadline(max(30, deadline.remaining())), path=disk)
+        except PolyvirtError:
+            pass
+
+    @staticmethod
+    def _set_args(changes):
+        args = {}
+        for key, value in changes.items():
+            if key in SET_KEYS:
+                args[SET_KEYS[key]] = value
+            elif key in MEMORY_KEYS:
+                args[MEMORY_KEYS[key]] = value * MIB
+        return args
+
+    def check_update(self, instance, changes):
+        if "generation" in changes:
+            raise InvalidInput("backend_options.generation is %s for instance %s and can only be chosen at creation" % (
+                instance["_native"].get("generation"), instance["name"]))
+        if "disk_gib" in changes:
+            current = self.settings(instance).get("disk_gib")
+            if current is None:
+                raise InvalidInput("disk_size: instance %s has no boot disk to grow" % instance["name"])
+            if changes["disk_gib"] < current:
+                raise InvalidInput("disk_size %dGiB is smaller than the current %sGiB; disks only grow" % (changes["disk_gib"], current))
+        if "secure_boot" in changes and instance["_native"].get("generation") != 2:
+            raise InvalidInput("backend_options.secure_boot needs a generation 2 VM; %s is generation 1" % instance["name"])
+        for index, network in enumerate(changes.get("networks") or ()):
+            self.backend.check_switch(network["name"], "networks[%d].name" % index)
+
+    def effects(self, instance, changes):
+        native = instance["_native"]
+        gen1 = native.get("generation") == 1
+        effects = {}
+        for key in changes:
+            if key in OFFLINE:
+                effects[key] = WHILE_STOPPED
+            elif key == "disk_gib" and gen1:
+                effects[key] = WHILE_STOPPED  # IDE disks resize only offline
+            elif key == "networks" and gen1 and len(changes[key]) != len(native.get("nics") or []) or key == "networks" and gen1 and any(
+                    network.get("mac") for network in changes[key]):
+                effects[key] = WHILE_STOPPED  # generation 1 adds and removes adapters only while off
+            else:
+                effects[key] = LIVE
+        return effects
+
+    def update(self, instance, changes, deadline):
+        name = instance["name"]
+        args = self._set_args(changes)
+        if args:
+            self.backend.run("vm_set", deadline, name=name, **args)
+        vhd = None
+        if "disk_gib" in changes:
+            vhd = self.backend.run("vhd_resize", deadline, path=self.boot_disk(instance), size=changes["disk_gib"] * GIB)
+        if "networks" in changes:
+            self._apply_networks(instance, changes["networks"], deadline)
+        native = self.backend.run("vm_get", deadline, name=name)
+        return self.describe(native, vhd=vhd or instance["_native"].get("_vhd"))
+
+    def _apply_networks(self, instance, networks, deadline):
+        """Make the VM's adapters ``networks`` in order: reconnect for a switch, re-create for a static MAC."""
+        name = instance["name"]
+        nics = list(instance["_native"].get("nics") or [])
+        for index, network in enumerate(networks):
+            nic = nics[index] if index < len(nics) else None
+            nic_name = nic["name"] if nic else "Network Adapter %d" % (index + 1) if index else "Network Adapter"
+            if nic is not None and network.get("mac") and to_mac(nic.get("mac")) != network["mac"]:
+                self.backend.run("nic_remove", deadline, name=name, nic=nic_name)
+                nic = None
+            if nic is None:
+                self.backend.run("nic_add", deadline, name=name, nic=nic_name, switch=network["name"],
+                                 mac=hyperv_mac(network["mac"]) if network.get("mac") else None)
+            elif (nic.get("switch") or "").lower() != network["name"].lower():
+                self.backend.run("nic_connect", deadline, name=name, nic=nic_name, switch=network["name"])
+        for nic in nics[len(networks):]:
+            self.backend.run("nic_remove", deadline, name=name, nic=nic["name"])
+
+    def power(self, instance, action, force, deadline):
+        name = instance["name"]
+        if action == "start":
+            return self.describe(self.backend.run("vm_start", deadline, name=name))
+        if action == "pause":
+            return self.describe(self.backend.run("vm_suspend", deadline, name=name))
+        if action == "resume":
+            return self.describe(self.backend.run("vm_resume", deadline, name=name))
+        if action == "restart" and force:
+            return self.describe(self.backend.run("vm_restart", deadline, name=name))  # Restart-VM is a hard reset
+        native = self._stop(instance, force, deadline)
+        if action == "restart":
+            native = self.backend.run("vm_start", deadline, name=name)
+        return self.describe(native)
+
+    def _stop(self, instance, force, deadline):
+        """A graceful shutdown through the guest's shutdown service; ``force`` turns the VM off when that fails or runs out of time."""
+        name = instance["name"]
+        if instance["_native"].get("state") == "Paused":
+            if force:
+                return self.backend.run("vm_stop", deadline, name=name, mode="turnoff")
+            self.backend.run("vm_resume", deadline, name=name)  # a paused guest cannot shut itself down
+        if not force:
+            return self.backend.run("vm_stop", deadline, name=name, mode="shutdown")
+        graceful = Deadline(max(1, int(deadline.remaining() / 2)))
+        try:
+            return self.backend.run("vm_stop", graceful, name=name, mode="shutdown")
+        except (OperationFailed, Conflict, WaitTimeout):
+            return self.backend.run("vm_stop", Deadline(max(30, deadline.remaining())), name=name, mode="turnoff")
+
+    def delete(self, instance, force, deadline):
+        if instance["_native"].get("state") not in ("Off", "Saved"):
+            self._stop(instance, force, deadline)
+        self.backend.run("vm_remove", deadline, name=instance["name"], delete_disks=True)
+
+    # -- waiting --------------------------------------------------------------------------------
+
+    def wait_for(self, instance, condition, deadline):
+        name = instance["name"]
+        if condition == "running":
+            if instance["state"] == "running":
+                return instance, None
+
+            def running():
+                current = self.get(name)
+                return current if current is not None and current["state"] == "running" else None
+
+            return poll(running, deadline, "instance %s to run" % name), None
+        if any(instance["addresses"].values()):
+            return instance, None
+        seconds = int(deadline.remaining())
+        if seconds < 1:
+            raise WaitTimeout("timed out after %s s waiting for an IP address on instance %s" % (deadline.seconds, name))
+        try:
+            # Wait-VM blocks on the host until the KVP data has an address: one script, no polling.
+            native = self.backend.run("vm_wait", Deadline(seconds + 30), name=name, timeout=seconds, **{"for": "IPAddress"})
+        except OperationFailed as exc:
+            if "timed out" not in exc.message.lower():
+                raise
+            raise WaitTimeout("timed out after %s s waiting for an IP address on instance %s: the guest reports none through the "
+                              "integration services' Key-Value Pair Exchange (%s)" % (deadline.seconds, name, exc.message))
+        current = self.describe(native)
+        if any(current["addresses"].values()):
+            return current, None
+
+        def global_address():  # Wait-VM is content with a link-local address; a global one may follow
+            found = self.get(name)
+            return found if found is not None and any(found["addresses"].values()) else None
+
+        return poll(global_address, deadline, "an IP address on instance %s" % name), None

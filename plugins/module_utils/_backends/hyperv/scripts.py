@@ -1,0 +1,277 @@
+# Copyright (c) 2026 polyvirt.compute contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Every PowerShell script of the Hyper-V backend, in one place (Windows PowerShell 5.1).
+
+A script is built by ``build(op, args)``: line 1 is the contract header ``# polyvirt-hyperv: <op>
+<base64 JSON>``, the body decodes exactly that base64 into ``$a`` and reads user values only from it,
+so no name, path or note is ever part of the script text (quotes, ``$``, backticks and newlines
+reach Hyper-V unchanged). Each script prints one line ``{"ok":true,"result":...}`` or, for a caught
+error, ``{"ok":false,"error":"<PowerShell's message>","type":...}`` with exit code 1.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+
+HEADER = "# polyvirt-hyperv: %s %s"
+
+# Ops that change nothing: the journal and check mode tell reads from writes by these.
+READ_OPS = frozenset(("host_get", "switch_list", "vm_list", "vm_get", "vhd_get", "disk_list", "nic_list", "checkpoint_list"))
+
+PRELUDE = r"""$ErrorActionPreference = 'Stop'
+$ProgressPreference = 'SilentlyContinue'
+[Console]::OutputEncoding = [Text.Encoding]::UTF8
+$a = [Text.Encoding]::UTF8.GetString([Convert]::FromBase64String('@B64@')) | ConvertFrom-Json
+function Get-PvVm($vmName) {
+    # Get-VM -Name takes wildcards and returns every VM of a duplicated name: keep exact matches only.
+    $found = @(Get-VM -Name $vmName -ErrorAction SilentlyContinue | Where-Object { $_.Name -eq $vmName })
+    if ($found.Count -gt 1) { throw "There are $($found.Count) virtual machines named '$vmName' on this host; rename all but one." }
+    if ($found.Count -eq 0) { return $null }
+    return $found[0]
+}
+function Get-PvVmOrFail($vmName) {
+    $vm = Get-PvVm $vmName
+    if (-not $vm) { throw "Hyper-V was unable to find a virtual machine with name `"$vmName`"." }
+    return $vm
+}
+function ConvertTo-PvNic($nic) {
+    [pscustomobject]@{
+        name = $nic.Name
+        mac = $nic.MacAddress
+        switch = $nic.SwitchName
+        ips = @($nic.IPAddresses)
+        vlan_id = [int](Get-VMNetworkAdapterVlan -VMNetworkAdapter $nic).AccessVlanId
+    }
+}
+function ConvertTo-PvDisk($drive) {
+    [pscustomobject]@{
+        path = $drive.Path
+        controller_type = $drive.ControllerType.ToString()
+        controller_number = $drive.ControllerNumber
+        controller_location = $drive.ControllerLocation
+    }
+}
+function ConvertTo-PvVhd($vhd) {
+    [pscustomobject]@{
+        path = $vhd.Path
+        format = $vhd.VhdFormat.ToString()
+        type = $vhd.VhdType.ToString()
+        size = $vhd.Size
+        file_size = $vhd.FileSize
+        parent_path = if ($vhd.ParentPath) { $vhd.ParentPath } else { $null }
+        attached = $vhd.Attached
+    }
+}
+function ConvertTo-PvCheckpoint($cp) {
+    [pscustomobject]@{
+        name = $cp.Name
+        id = "$($cp.Id)"
+        type = $cp.SnapshotType.ToString()
+        created = $cp.CreationTime.ToUniversalTime().ToString('o')
+        parent = if ($cp.ParentSnapshotName) { $cp.ParentSnapshotName } else { $null }
+        vm_name = $cp.VMName
+    }
+}
+function ConvertTo-PvVm($vm) {
+    $secure = $null
+    if ($vm.Generation -eq 2) {
+        $secure = (Get-VMFirmware -VM $vm).SecureBoot.ToString()
+    }
+    [pscustomobject]@{
+        name = $vm.Name
+        id = "$($vm.Id)"
+        state = $vm.State.ToString()
+        status = $vm.Status
+        generation = $vm.Generation
+        cpu = $vm.ProcessorCount
+        memory_startup = $vm.MemoryStartup
+        memory_minimum = $vm.MemoryMinimum
+        memory_maximum = $vm.MemoryMaximum
+        memory_assigned = $vm.MemoryAssigned
+        dynamic_memory = $vm.DynamicMemoryEnabled
+        uptime_s = [int]$vm.Uptime.TotalSeconds
+        notes = $vm.Notes
+        path = $vm.Path
+        checkpoint_type = $vm.CheckpointType.ToString()
+        secure_boot = $secure
+        kvp = (Get-VMIntegrationService -VM $vm -Name 'Key-Value Pair Exchange').Enabled
+        parent_checkpoint = if ($vm.ParentSnapshotName) { $vm.ParentSnapshotName } else { $null }
+        nics = @(Get-VMNetworkAdapter -VM $vm | ForEach-Object { ConvertTo-PvNic $_ })
+        disks = @(Get-VMHardDiskDrive -VM $vm | ForEach-Object { ConvertTo-PvDisk $_ })
+    }
+}
+"""
+
+TRY = r"""try {
+%s
+    ConvertTo-Json -InputObject @{ ok = $true; result = $r } -Depth 8 -Compress
+} catch {
+    ConvertTo-Json -InputObject @{ ok = $false; error = "$_"; type = $_.Exception.GetType().FullName } -Compress
+    exit 1
+}
+"""
+
+# Settings of an existing VM (vm_set) and of a new one (vm_create); only the keys present are touched.
+SET_BODY = r"""    if ($null -ne $a.cpu) { Set-VMProcessor -VM $vm -Count $a.cpu }
+    if ($null -ne $a.dynamic_memory) { Set-VMMemory -VM $vm -DynamicMemoryEnabled $a.dynamic_memory }
+    if ($null -ne $a.memory_minimum) { Set-VMMemory -VM $vm -MinimumBytes $a.memory_minimum }
+    if ($null -ne $a.memory_maximum) { Set-VMMemory -VM $vm -MaximumBytes $a.memory_maximum }
+    if ($null -ne $a.memory_startup) { Set-VMMemory -VM $vm -StartupBytes $a.memory_startup }
+    if ($null -ne $a.notes) { Set-VM -VM $vm -Notes $a.notes }
+    if ($null -ne $a.checkpoint_type) { Set-VM -VM $vm -CheckpointType $a.checkpoint_type }
+    if ($null -ne $a.secure_boot) {
+        $state = if ($a.secure_boot) { 'On' } else { 'Off' }
+        Set-VMFirmware -VM $vm -EnableSecureBoot $state
+    }
+    if ($a.secure_boot_template) { Set-VMFirmware -VM $vm -SecureBootTemplate $a.secure_boot_template }
+"""
+
+VM_RESULT = r"""    $r = ConvertTo-PvVm (Get-VM -Id $vm.Id)"""
+
+BODIES = {
+    "host_get": r"""    $h = Get-VMHost
+    $r = [pscustomobject]@{
+        name = $h.ComputerName
+        virtual_machine_path = $h.VirtualMachinePath
+        virtual_hard_disk_path = $h.VirtualHardDiskPath
+        logical_processor_count = $h.LogicalProcessorCount
+        memory_capacity = $h.MemoryCapacity
+        switches = @(Get-VMSwitch | ForEach-Object { [pscustomobject]@{ name = $_.Name; type = $_.SwitchType.ToString(); id = "$($_.Id)" } })
+    }""",
+    "vm_list": r"""    $r = @(Get-VM | Sort-Object -Property Name | ForEach-Object { ConvertTo-PvVm $_ })""",
+    "vm_get": r"""    $found = @(Get-VM -Name $a.name -ErrorAction SilentlyContinue | Where-Object { $_.Name -eq $a.name })
+    if ($found.Count -gt 1) { throw "There are $($found.Count) virtual machines with this name on this host; rename all but one." }
+    $r = if ($found.Count -eq 1) { ConvertTo-PvVm $found[0] } else { $null }""",
+    "vm_create": r"""    if (Get-PvVm $a.name) { throw "A virtual machine with this name already exists." }
+    $p = @{ Name = $a.name; Generation = $a.generation; MemoryStartupBytes = $a.memory_startup }
+    if ($a.switch) { $p.SwitchName = $a.switch }
+    if ($a.path) { $p.Path = $a.path }
+    if ($a.vhd_path) {
+        $vm = New-VM @p -VHDPath $a.vhd_path
+    } else {
+        $vm = New-VM @p -NoVHD
+    }
+""" + SET_BODY + VM_RESULT,
+    "vm_set": r"""    $vm = Get-PvVmOrFail $a.name
+""" + SET_BODY + VM_RESULT,
+    "vm_start": r"""    $vm = Get-PvVmOrFail $a.name
+    Start-VM -VM $vm
+    if ($a.wait_ip) { Wait-VM -VM $vm -For IPAddress -Timeout $a.timeout }
+""" + VM_RESULT,
+    "vm_wait": r"""    $vm = Get-PvVmOrFail $a.name
+    Wait-VM -VM $vm -For $a.for -Timeout $a.timeout
+""" + VM_RESULT,
+    "vm_stop": r"""    $vm = Get-PvVmOrFail $a.name
+    switch ($a.mode) {
+        'force' { Stop-VM -VM $vm -Force }
+        'turnoff' { Stop-VM -VM $vm -TurnOff }
+        'save' { Stop-VM -VM $vm -Save }
+        default { Stop-VM -VM $vm }
+    }
+""" + VM_RESULT,
+    "vm_restart": r"""    $vm = Get-PvVmOrFail $a.name
+    Restart-VM -VM $vm -Force
+""" + VM_RESULT,
+    "vm_suspend": r"""    $vm = Get-PvVmOrFail $a.name
+    Suspend-VM -VM $vm
+""" + VM_RESULT,
+    "vm_resume": r"""    $vm = Get-PvVmOrFail $a.name
+    Resume-VM -VM $vm
+""" + VM_RESULT,
+    # Remove-VM keeps the disk files: collect the VM's own chain (checkpoint .avhdx files down to its
+    # first .vhdx) first, never a shared parent image, and delete those after the VM is gone.
+    "vm_remove": r"""    $vm = Get-PvVm $a.name
+    $deleted = @()
+    if ($vm) {
+        $drives = @(Get-VMHardDiskDrive -VM $vm) + @(Get-VMSnapshot -VM $vm | ForEach-Object { Get-VMHardDiskDrive -VMSnapshot $_ })
+        $paths = @()
+        foreach ($drive in $drives) {
+            $path = $drive.Path
+            while ($path) {
+                if ($paths -notcontains $path) { $paths += $path }
+                if ($path -notlike '*.avhdx') { break }
+                $path = (Get-VHD -Path $path).ParentPath
+            }
+        }
+        Remove-VM -VM $vm -Force
+        if ($a.delete_disks) {
+            foreach ($path in $paths) {
+                if (Test-Path -LiteralPath $path) {
+                    Remove-Item -LiteralPath $path -Force
+                    $deleted += $path
+                }
+            }
+        }
+    }
+    $r = [pscustomobject]@{ removed = [bool]$vm; deleted_files = $deleted }""",
+    "vhd_get": r"""    $vhd = Get-VHD -Path $a.path -ErrorAction SilentlyContinue
+    $r = if ($vhd) { ConvertTo-PvVhd $vhd } else { $null }""",
+    "vhd_create": r"""    switch ($a.type) {
+        'fixed' { $vhd = New-VHD -Path $a.path -SizeBytes $a.size -Fixed }
+        'differencing' { $vhd = New-VHD -Path $a.path -ParentPath $a.parent_path -Differencing }
+        default { $vhd = New-VHD -Path $a.path -SizeBytes $a.size -Dynamic }
+    }
+    $r = ConvertTo-PvVhd $vhd""",
+    "vhd_resize": r"""    Resize-VHD -Path $a.path -SizeBytes $a.size
+    $r = ConvertTo-PvVhd (Get-VHD -Path $a.path)""",
+    "vhd_remove": r"""    $exists = Test-Path -LiteralPath $a.path
+    if ($exists) { Remove-Item -LiteralPath $a.path -Force }
+    $r = [pscustomobject]@{ removed = $exists }""",
+    "disk_attach": r"""    $vm = Get-PvVmOrFail $a.name
+    $p = @{ VM = $vm; Path = $a.path }
+    if ($a.controller_type) { $p.ControllerType = $a.controller_type }
+    if ($null -ne $a.controller_number) { $p.ControllerNumber = $a.controller_number }
+    if ($null -ne $a.controller_location) { $p.ControllerLocation = $a.controller_location }
+    $attached = @(Get-VMHardDiskDrive -VM $vm | Where-Object { $_.Path -eq $a.path })
+    if (-not $attached) { Add-VMHardDiskDrive @p }
+    $r = @(Get-VMHardDiskDrive -VM $vm | ForEach-Object { ConvertTo-PvDisk $_ })""",
+    "disk_detach": r"""    $vm = Get-PvVmOrFail $a.name
+    Get-VMHardDiskDrive -VM $vm | Where-Object { $_.Path -eq $a.path } | Remove-VMHardDiskDrive
+    $r = @(Get-VMHardDiskDrive -VM $vm | ForEach-Object { ConvertTo-PvDisk $_ })""",
+    "nic_add": r"""    $vm = Get-PvVmOrFail $a.name
+    $p = @{ VM = $vm; Name = $a.nic }
+    if ($a.switch) { $p.SwitchName = $a.switch }
+    if ($a.mac) { $p.StaticMacAddress = $a.mac }
+    Add-VMNetworkAdapter @p
+    $r = @(Get-VMNetworkAdapter -VM $vm | ForEach-Object { ConvertTo-PvNic $_ })""",
+    "nic_remove": r"""    $vm = Get-PvVmOrFail $a.name
+    Remove-VMNetworkAdapter -VM $vm -Name $a.nic
+    $r = @(Get-VMNetworkAdapter -VM $vm | ForEach-Object { ConvertTo-PvNic $_ })""",
+    "nic_connect": r"""    $vm = Get-PvVmOrFail $a.name
+    if ($a.switch) {
+        Connect-VMNetworkAdapter -VMName $vm.Name -Name $a.nic -SwitchName $a.switch
+    } else {
+        Disconnect-VMNetworkAdapter -VMName $vm.Name -Name $a.nic
+    }
+    $r = @(Get-VMNetworkAdapter -VM $vm | ForEach-Object { ConvertTo-PvNic $_ })""",
+    "checkpoint_list": r"""    $vm = Get-PvVmOrFail $a.name
+    $r = @(Get-VMSnapshot -VM $vm | Sort-Object -Property CreationTime | ForEach-Object { ConvertTo-PvCheckpoint $_ })""",
+    "checkpoint_create": r"""    $vm = Get-PvVmOrFail $a.name
+    if ($a.checkpoint_type) { Set-VM -VM $vm -CheckpointType $a.checkpoint_type }
+    $cp = Checkpoint-VM -VM $vm -SnapshotName $a.checkpoint -Passthru
+    $r = ConvertTo-PvCheckpoint $cp""",
+    "checkpoint_restore": r"""    $vm = Get-PvVmOrFail $a.name
+    Restore-VMSnapshot -VMName $vm.Name -Name $a.checkpoint -Confirm:$false
+""" + VM_RESULT,
+    "checkpoint_remove": r"""    $vm = Get-PvVmOrFail $a.name
+    Remove-VMSnapshot -VMName $vm.Name -Name $a.checkpoint
+    $r = [pscustomobject]@{
+        removed = @($a.checkpoint)
+        checkpoints = @(Get-VMSnapshot -VM $vm | ForEach-Object { ConvertTo-PvCheckpoint $_ })
+    }""",
+}
+
+
+def b64_args(args):
+    """Standard padded base64 of the UTF-8 JSON of ``args`` (None values left out: unset means untouched)."""
+    data = dict((key, value) for key, value in args.items() if value is not None)
+    return base64.b64encode(json.dumps(data, sort_keys=True, ensure_ascii=False).encode("utf-8")).decode("ascii")
+
+
+def build(op, args):
+    """The full script of ``op`` with ``args``; CRLF line ends as Windows PowerShell writes them."""
+    b64 = b64_args(args)
+    text = HEADER % (op, b64) + "\n" + PRELUDE.replace("@B64@", b64) + TRY % BODIES[op]
+    return text.replace("\n", "\r\n")
