@@ -215,7 +215,8 @@ class ProxmoxInstances(Instances):
             self._lxc_storage(node, spec)
         if spec["backend_options"].get("storage"):
             self._check_storage(node, spec["backend_options"]["storage"])
-        self._check_bridges(node, spec["networks"])
+        if spec["networks"] or spec["type"] == "container":
+            self._bridges(node, spec["networks"])
 
     def _template(self, image):
         if image is None:
@@ -259,14 +260,14 @@ class ProxmoxInstances(Instances):
             raise InvalidInput("node %s has no storage for container disks (rootdir content); set backend_options.storage" % node)
         return found[0]
 
-    def _check_bridges(self, node, networks):
-        if not networks:
-            return
+    def _bridges(self, node, networks):
+        """The node's bridges; each of ``networks`` must name one."""
         known = [item.get("iface") for item in self.client.get(self.client.path("nodes", node, "network")) or []
                  if item.get("type") in ("bridge", "OVSBridge")]
-        for index, network in enumerate(networks):
+        for index, network in enumerate(networks or ()):
             if network["name"] not in known:
                 raise InvalidInput("networks[%d].name %s is not a bridge of node %s (bridges: %s)" % (index, network["name"], node, ", ".join(known)))
+        return known
 
     def check_update(self, instance, changes):
         if "disk_gib" in changes:
@@ -276,7 +277,7 @@ class ProxmoxInstances(Instances):
             if changes["disk_gib"] < current:
                 raise InvalidInput("disk_size %dGiB is smaller than the current %sGiB; disks only grow" % (changes["disk_gib"], current))
         if "networks" in changes:
-            self._check_bridges(instance["location"], changes["networks"])
+            self._bridges(instance["location"], changes["networks"])
 
     def effects(self, instance, changes):
         if instance["state"] not in ("running", "paused"):
@@ -361,7 +362,12 @@ class ProxmoxInstances(Instances):
                 params[key] = value
         if spec["tags"]:
             params["tags"] = ";".join(spec["tags"])
-        for index, network in enumerate(spec["networks"] or ()):
+        networks = spec["networks"]
+        if networks is None:
+            # PVE gives a container no NIC by default; a QEMU clone has its template's. One DHCP NIC on the node's first bridge, like LXD's profile.
+            bridges = self._bridges(node, None)
+            networks = [{"name": bridges[0]}] if bridges else []
+        for index, network in enumerate(networks):
             params["net%d" % index] = lxc_nic(index, network, {})
         for key, value in spec["backend_options"].items():
             if key not in OPTION_KEYS:
