@@ -23,6 +23,7 @@ _UNITS_IN_BYTES = {
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
 MIB = 1024 ** 2
 GIB = 1024 ** 3
+MAX_SIZE = 2 ** 63 - 1
 
 
 def parse_size(value, option, default_unit):
@@ -34,19 +35,25 @@ def parse_size(value, option, default_unit):
     if isinstance(value, bool):
         raise InvalidInput("%s must be a size such as 4GiB or 512MiB, got %r" % (option, value))
     if isinstance(value, (int, float)):
-        if not math.isfinite(value):
-            raise InvalidInput("%s must be a size such as 4GiB or 512MiB, got %r" % (option, value))
-        number, unit = float(value), ""
+        number, unit = value, ""
     else:
         match = _SIZE_RE.match(str(value))
         if not match:
             raise InvalidInput("%s must be a size such as 4GiB or 512MiB, got %r" % (option, value))
-        number, unit = float(match.group(1)), match.group(2).lower()
+        number, unit = match.group(1), match.group(2).lower()
+    try:
+        number = float(number)
+    except OverflowError:
+        number = math.inf
+    if math.isnan(number) or number == -math.inf:
+        raise InvalidInput("%s must be a size such as 4GiB or 512MiB, got %r" % (option, value))
     if unit in ("k", "m", "g", "t"):
         unit += "i"
     if unit not in _UNITS_IN_BYTES:
         raise InvalidInput("%s has an unknown unit %r in %r (use B, KiB, MiB, GiB, TiB, KB, MB, GB, TB)" % (option, unit, value))
     factor = _UNITS_IN_BYTES[unit] or _UNITS_IN_BYTES[default_unit.lower()]
+    if number * factor > MAX_SIZE:  # also catches infinity: no platform takes more than 8 EiB
+        raise InvalidInput("%s is too large, got %r" % (option, value))
     size = int(number * factor)
     if size <= 0:
         raise InvalidInput("%s must be greater than zero, got %r" % (option, value))

@@ -6,9 +6,12 @@
 from __future__ import annotations
 
 import copy
+import json
+import math
+import sys
 import traceback
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, _load_params
 
 from ansible_collections.polyvirt.compute.plugins.module_utils._args import COMMON_ARGS, resolve_connection
 from ansible_collections.polyvirt.compute.plugins.module_utils._errors import PolyvirtError
@@ -21,7 +24,10 @@ class PolyvirtModule:
     def __init__(self, argument_spec, **kwargs):
         spec = copy.deepcopy(COMMON_ARGS)
         spec.update(argument_spec)
-        self.module = AnsibleModule(argument_spec=spec, supports_check_mode=True, **kwargs)
+        try:
+            self.module = AnsibleModule(argument_spec=spec, supports_check_mode=True, **kwargs)
+        except (TypeError, OverflowError) as exc:
+            _fail_before_module(spec, exc)
         self.params = self.module.params
         self.check_mode = self.module.check_mode
         self.diff_mode = self.module._diff
@@ -57,3 +63,26 @@ class PolyvirtModule:
     def _close(self):
         if self._backend is not None:
             self._backend.close()
+
+
+def _fail_before_module(spec, exc):
+    """Report the argument ansible-core's own validation crashed on, since no AnsibleModule exists to fail with.
+
+    ansible-core 2.19 raises instead of reporting a scalar given to a dict option with suboptions
+    (``connection: true``) and an infinite float given to an int option (``wait_timeout: .inf``).
+    The arguments are not echoed, so nothing secret is printed.
+    """
+    params = _load_params()
+    message = "invalid arguments: %s" % exc
+    for option, option_spec in spec.items():
+        value = params.get(option)
+        if value is None:
+            continue
+        if option_spec.get("type") == "dict" and not isinstance(value, dict):
+            message = "%s must be a dict, got %s" % (option, type(value).__name__)
+            break
+        if option_spec.get("type") == "int" and isinstance(value, float) and not math.isfinite(value):
+            message = "%s must be a whole number, got %r" % (option, value)
+            break
+    print(json.dumps({"failed": True, "changed": False, "msg": message}))
+    sys.exit(1)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import tempfile
 
-from ansible_collections.polyvirt.compute.plugins.module_utils._errors import Conflict, InvalidInput, NotFound, failing_to
+from ansible_collections.polyvirt.compute.plugins.module_utils._errors import Conflict, InvalidInput, NotFound, PolyvirtError, failing_to
 from ansible_collections.polyvirt.compute.plugins.module_utils._model import backup_result, check_name, oldest_first, positive_int
 from ansible_collections.polyvirt.compute.plugins.module_utils._reconcile.base import Reconciler
 from ansible_collections.polyvirt.compute.plugins.module_utils._reconcile.history import History
@@ -70,6 +70,21 @@ class BackupReconciler(Reconciler):
         super().__init__(backend, params, check_mode, diff_mode)
         self.instance = params.get("instance")
         self.history = History(self.tracker, "backup", "backups", self.instance)
+        self._restoring = None  # the action of a restore into a new name that was started
+
+    def _known(self):
+        """After a failed restore into a new name, the instance it may have made is reported (and the task as changed)."""
+        if self._restoring is None or "instance" in self.extra:
+            return {}
+        target, action = self._restoring
+        try:
+            found = self.backend.instances.get(target)
+        except PolyvirtError:
+            return {}
+        if found is None:
+            return {}
+        self.tracker.action(action + " (then failed)")
+        return {"instance": found}
 
     def _context(self, verb, name=None):
         what = "of instance %s" % self.instance
@@ -146,6 +161,8 @@ class BackupReconciler(Reconciler):
         if self.check_mode:
             self.tracker.action(action)
             return self._result(current)
+        if not in_place:
+            self._restoring = (target, action)
         with self._context("restore", label):
             restored = self.backend.backups.restore(target, self.deadline, instance=instance if replacing or not spec["location"] else None,
                                                     backup=None if spec["location"] else current, path=spec["location"], storage=spec["storage"])

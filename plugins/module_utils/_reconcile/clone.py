@@ -45,7 +45,9 @@ class CloneReconciler(InstanceReconciler):
             spec = desired_spec(self.params, self.backend)
         with self._context("read"):
             self.instance = self.instances.get(self.name, runtime=self._wants_runtime(spec))
-        if self.instance is None:
+        if self.instance is not None:
+            self._settle_type(spec, self.instance)
+        else:
             self._clone(spec, clone)
             if self.instance is None:  # check mode: nothing exists to configure, power or wait for
                 return self._result(self._predicted)
@@ -57,6 +59,8 @@ class CloneReconciler(InstanceReconciler):
             source = self.instances.get(clone["source"])
             if source is None:
                 raise NotFound("source instance %s does not exist" % clone["source"])
+        self._settle_type(spec, source)  # a clone has its source's type, and what that type cannot do is refused
+        with self._context("clone"):
             origin = clone["source"]
             if clone["snapshot"] is not None:
                 names = [item["name"] for item in self.backend.snapshots.list(source)]

@@ -136,7 +136,8 @@ class InstanceReconciler(Reconciler):
         self.creating = False  # a create request was sent: on failure, look for what it made
         self.instance = None
         self.restart_required = False
-        self._stopped_for_update = False  # stopped by this task to apply a change that needs it
+        self.power_state = None  # the instance's power state after what this task did (or would do, in check mode)
+        self._resume_to = None  # stopped by this task to apply a change: the state to bring it back to
 
     def _context(self, verb):
         return failing_to(verb, "instance", self.name, self.backend.name)
@@ -151,6 +152,16 @@ class InstanceReconciler(Reconciler):
                 self.tracker.action("create instance %s (then failed)" % self.name)
         return {"instance": self.instance} if self.instance is not None else {}
 
+    def _settle_type(self, spec, existing):
+        """``type`` is creation-only: an existing instance (or a clone's source) decides it, and what its type cannot do is refused."""
+        with self._context("validate"):
+            if existing is not None:
+                if self.params.get("type") and self.params["type"] != existing["type"]:
+                    raise InvalidInput("type=%s differs from %s %s, which is a %s; the type is chosen at creation" % (
+                        self.params["type"], "instance" if existing["name"] == self.name else "source", existing["name"], existing["type"]))
+                spec["type"] = existing["type"]
+            require_capabilities(spec, self.params, self.backend, spec["type"])
+
     def _wants_runtime(self, spec):
         return "ip" in (spec["wait_for"] or ()) and spec["state"] in ("started", "restarted")
 
@@ -161,8 +172,7 @@ class InstanceReconciler(Reconciler):
             self.instance = self.instances.get(self.name, runtime=self._wants_runtime(spec))
         if spec["state"] == "absent":
             return self._absent()
-        with self._context("validate"):
-            require_capabilities(spec, self.params, self.backend, self.instance["type"] if self.instance else spec["type"])
+        self._settle_type(spec, self.instance)
         if self.instance is not None and spec["state"] == "paused" and self.instance["state"] == "stopped":
             raise InvalidInput("Failed to pause instance %s on %s: state=paused needs a running instance and %s is stopped (start it first)" % (
                 self.name, self.backend.name, self.name))
@@ -176,6 +186,8 @@ class InstanceReconciler(Reconciler):
 
     def _converge(self, spec):
         """Power state and waits, then the result: what instance and clone share after create or update."""
+        if self.power_state is None:
+            self.power_state = self.instance["state"]
         self._power(spec)
         if self.params.get("wait", True) and not self.check_mode and spec["state"] in ("started", "restarted"):
             self._wait(spec)
@@ -204,6 +216,7 @@ class InstanceReconciler(Reconciler):
                 self._plan_power_for_new(spec)
                 return
             self.creating = True
+            self.power_state = "stopped"
             try:
                 self.instance = self.instances.create(spec, self.deadline)
             except Conflict:
@@ -212,6 +225,7 @@ class InstanceReconciler(Reconciler):
                 if self.instance is None:
                     raise
                 self.creating = False
+                self.power_state = self.instance["state"]
                 self.tracker.whole(None, None)
                 self._update(spec)
                 return
@@ -235,6 +249,7 @@ class InstanceReconciler(Reconciler):
         return changes
 
     def _update(self, spec):
+        self.power_state = self.instance["state"]
         changes = self._changes(spec)
         self.restart_required = bool(self.instance.get("restart_required"))
         if not changes:
@@ -250,8 +265,11 @@ class InstanceReconciler(Reconciler):
                                    "apply the change and start it again, or stop it first (state: stopped)" % (
                                        ", ".join(offline), self.name, self.backend.name))
             if offline and running:
+                if spec["state"] == "stopped":
+                    self.tracker.add("state", self.power_state, "stopped")
+                else:  # bring it back afterwards to what was asked, or for present to what it was
+                    self._resume_to = spec["state"] if spec["state"] != "present" else {"paused": "paused"}.get(self.power_state, "started")
                 self._power_action("stop", spec["force"], " (so that %s can change)" % ", ".join(offline))
-                self._stopped_for_update = True
             self.instance = self._do("update %s of instance %s" % (", ".join(sorted(changes)), self.name), self.instances.update, self.instance,
                                      changes, self.deadline) or self.instance
         if later and running and not offline and spec["state"] not in ("stopped", "restarted"):
@@ -271,19 +289,21 @@ class InstanceReconciler(Reconciler):
         with self._context(action):
             self.instance = self._do("%s instance %s%s" % (action, self.name, reason), self.instances.power, self.instance, action, force,
                                      self.deadline) or self.instance
+        self.power_state = POWER_RESULT[action]
+        if action in ("start", "restart"):  # a fresh boot applies what was pending
+            self.restart_required = False if self.check_mode else bool(self.instance.get("restart_required"))
 
     def _power(self, spec):
         state = spec["state"]
-        current = "stopped" if self._stopped_for_update else self.instance["state"]
         if self.created:
             actions = NEW_INSTANCE_POWER.get(state, [])
-        elif self._stopped_for_update and state == "present":
-            actions = ["start"]  # present leaves the power as it was before this task
+        elif self._resume_to:
+            actions = NEW_INSTANCE_POWER.get(self._resume_to, [])  # from the stop this task made for an update
         else:
-            actions = POWER_PLAN.get(state, {}).get(current, [])
+            actions = POWER_PLAN.get(state, {}).get(self.power_state, [])
         for action in actions:
-            if not self.created and not self._stopped_for_update:  # a stop and start around an update leave the state as it was
-                self.tracker.add("state", current, POWER_RESULT[action])
+            if not self.created and not self._resume_to:  # a stop and start around an update leave the state as it was
+                self.tracker.add("state", self.power_state, POWER_RESULT[action])
             try:
                 self._power_action(action, spec["force"])
             except PolyvirtError as exc:

@@ -68,15 +68,15 @@ class LxdClient:
                 raise InvalidInput("connection.url %r names no socket; use unix:/path/to/unix.socket or https://host:port" % url)
             self.endpoint = "unix:" + self._socket
         else:
-            parts = urlsplit(url)
             try:
+                parts = urlsplit(url)
                 port = parts.port
-            except ValueError:
-                port = -1
-            if parts.scheme != "https" or not parts.hostname or port == -1:
+            except ValueError:  # a bad port, or an unclosed [IPv6 literal
+                parts, port = None, -1
+            if port == -1 or parts.scheme != "https" or not parts.hostname:
                 raise InvalidInput("connection.url must be unix:/path/to/socket or https://host:port, got %r" % url)
             for option, path in (("client_cert", client_cert), ("client_key", client_key), ("ca_path", ca_path)):
-                if path is not None and not os.path.isfile(path):
+                if path is not None and not os.path.isfile(path):  # a directory too: ssl would fail obscurely
                     raise InvalidInput("connection.%s %s is not a file" % (option, path))
             self._socket = None
             self._host, self._port = parts.hostname, port or 8443
@@ -124,6 +124,8 @@ class LxdClient:
         """Send one request, reconnecting once if a kept-alive connection went stale."""
         for attempt in (1, 2):
             conn = self._connection()
+            if hasattr(body, "seek"):
+                body.seek(0)  # a file body (an upload) was read to its end by the attempt before
             try:
                 conn.timeout = timeout or self._timeout
                 if conn.sock is not None:

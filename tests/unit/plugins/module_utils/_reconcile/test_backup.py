@@ -151,9 +151,6 @@ def test_a_failed_restore_reports_no_change():
     assert backend.world["web"]["backups"]  # the instance is as it was
 
 
-@pytest.mark.xfail(strict=True, reason="_reconcile/backup.py _restored records the action only after backups.restore returns and has no "
-                                       "_known(): a restore into a new name that times out after the instance exists reports changed: false "
-                                       "and no instance (DESIGN 4: a timeout fails with what is known so far)")
 def test_a_restore_that_times_out_after_the_instance_exists_reports_it():
     backend = backend_with(["b1"], late_faults={"backups.restore": WaitTimeout("timed out after 5 s waiting for the import")})
     with pytest.raises(WaitTimeout) as caught:

@@ -64,8 +64,6 @@ def test_check_mode_predicts_the_same_actions_and_diff(overrides):
     assert planned["diff"] == real["diff"]
 
 
-@pytest.mark.xfail(strict=True, reason="_reconcile/clone.py _predict keeps predicted_instance's type (params type or the backend's "
-                                       "default_type) instead of the source's, so check mode predicts a container when cloning a VM")
 def test_check_mode_predicts_the_type_of_the_source():
     source = dict(SOURCE, type="vm")
     planned = run(fake_backend([source], default_type="container"), check_mode=True)
@@ -120,8 +118,6 @@ def test_a_clone_from_a_snapshot_needs_the_snapshots_part():
     assert backend.calls == [] and backend.reads == []
 
 
-@pytest.mark.xfail(strict=True, reason="_reconcile/clone.py CloneReconciler._run never checks capabilities for the source's type (only "
-                                       "desired_spec's any-type check), so cloud_init is sent to a container type that lacks it")
 def test_a_feature_the_sources_type_lacks_is_refused_before_any_call():
     backend = fake_backend([dict(SOURCE, type="container")])
     caught = fails(backend, Unsupported, cloud_init={"user_data": {"runcmd": ["true"]}, "network_config": None})

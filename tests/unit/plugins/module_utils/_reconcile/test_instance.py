@@ -251,8 +251,6 @@ def test_an_on_restart_change_to_a_stopped_instance_is_simply_applied():
     assert result["restart_required"] is False
 
 
-@pytest.mark.xfail(strict=True, reason="_reconcile/instance.py _update reads restart_required from the instance as it was before the task, "
-                                       "so a task that restarts it (state=restarted, or allow_restart) still reports restart_required: true")
 def test_a_restart_clears_restart_required():
     backend = fake_backend([dict(RUNNING, pending={"cpus": 2})], effects={"cpus": ON_RESTART})
     result = run(backend, cpus=2, state="restarted")
@@ -310,16 +308,12 @@ def test_while_stopped_and_on_restart_changes_together_restart_once():
     assert (result["instance"]["cpus"], result["instance"]["memory_mib"]) == (2, 512)
 
 
-@pytest.mark.xfail(strict=True, reason="_reconcile/instance.py _power plans from 'stopped' after a stop for a WHILE_STOPPED change, and "
-                                       "POWER_PLAN['paused'] has no entry for 'stopped': state=paused ends with the instance stopped")
 def test_a_while_stopped_change_keeps_a_requested_pause():
     backend = fake_backend([RUNNING], effects={"cpus": WHILE_STOPPED})
     result = run(backend, cpus=2, state="paused", allow_restart=True)
     assert result["instance"]["state"] == "paused"
 
 
-@pytest.mark.xfail(strict=True, reason="_reconcile/instance.py _power skips tracker.add('state') after a stop for a WHILE_STOPPED change, so "
-                                       "with state=stopped the diff hides that the running instance was stopped")
 def test_a_while_stopped_change_with_state_stopped_shows_the_stop_in_the_diff():
     backend = fake_backend([RUNNING], effects={"cpus": WHILE_STOPPED})
     result = run(backend, cpus=2, state="stopped")
@@ -455,10 +449,6 @@ def test_a_feature_one_type_lacks_is_refused_after_reading_an_existing_instance_
     assert backend.calls == [] and backend.reads == [("instances.get", "web", False)]
 
 
-@pytest.mark.xfail(strict=True, reason="_reconcile/instance.py require_capabilities checks instance.<spec type> (params type or the "
-                                       "backend's default_type) against the existing instance's type: reconciling an existing instance of "
-                                       "the other type without 'type' (an LXD VM, a Proxmox LXC container) fails with 'type=vm is not "
-                                       "supported by the ... backend for type=container'")
 def test_an_existing_instance_of_the_non_default_type_is_reconciled_without_type():
     backend = fake_backend([dict(RUNNING, type="container")], default_type="vm")
     result = run(backend, cpus=2)

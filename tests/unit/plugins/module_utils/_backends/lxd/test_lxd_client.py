@@ -453,9 +453,6 @@ class StaleOverTcp:
         pass
 
 
-@pytest.mark.xfail(strict=True, reason="_backends/lxd/client.py _send resends the same body object after reconnecting a stale kept-alive "
-                                       "connection; upload() passes an open file that the first attempt read to its end, so over TCP (an "
-                                       "HTTPS remote) the retry sends the headers with the whole file's Content-Length and no body")
 def test_an_upload_on_a_stale_tcp_connection_is_sent_whole(tmp_path):
     source = tmp_path / "b0.tar"
     source.write_bytes(b"tarball" * 1000)

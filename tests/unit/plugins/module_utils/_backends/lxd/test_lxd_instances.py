@@ -423,8 +423,6 @@ def test_an_idempotent_instance_task_is_one_get():
     assert fake.requests == [("GET", "/1.0/instances/web1", {}, None)]
 
 
-@pytest.mark.xfail(strict=True, reason="_reconcile/instance.py require_capabilities checks instance.container (LXD's default_type) against "
-                                       "an existing VM's capabilities, so every task on an existing LXD VM without type: vm fails")
 def test_an_existing_vm_is_reconciled_without_type():
     backend, fake = connect()
     result = InstanceReconciler(backend, params(name="db1", state="stopped")).run()
