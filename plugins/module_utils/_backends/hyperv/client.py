@@ -28,6 +28,26 @@ try:
 except ImportError:  # reported when a task first needs the transport
     HAS_WINRM = False
 
+    class InvalidCredentialsError(Exception):  # placeholders keep the except clauses below valid
+        pass
+
+    class WinRMError(Exception):
+        pass
+
+    class WinRMOperationTimeoutError(Exception):
+        pass
+
+    class WinRMTransportError(Exception):
+        pass
+
+    class requests:  # pylint: disable=invalid-name
+        class exceptions:  # pylint: disable=invalid-name
+            class SSLError(Exception):
+                pass
+
+            class RequestException(Exception):
+                pass
+
 BOOTSTRAP = "$s = [Console]::In.ReadToEnd(); & ([ScriptBlock]::Create($s))"
 LOOPBACK_NAMES = ("localhost",)
 DEFAULT_PORTS = {"http": 5985, "https": 5986}

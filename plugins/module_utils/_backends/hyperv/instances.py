@@ -17,7 +17,7 @@ from ansible_collections.polyvirt.compute.plugins.module_utils._backends.hyperv.
 from ansible_collections.polyvirt.compute.plugins.module_utils._errors import (
     Conflict, InvalidInput, OperationFailed, PolyvirtError, WaitTimeout,
 )
-from ansible_collections.polyvirt.compute.plugins.module_utils._model import GIB, MIB, in_unit, instance_result, normalise_mac, size_mib
+from ansible_collections.polyvirt.compute.plugins.module_utils._model import GIB, MIB, in_unit, instance_result, size_mib
 from ansible_collections.polyvirt.compute.plugins.module_utils._net import is_global
 from ansible_collections.polyvirt.compute.plugins.module_utils._wait import Deadline, poll
 

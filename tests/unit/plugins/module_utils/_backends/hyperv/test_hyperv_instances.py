@@ -1,0 +1,273 @@
+# Copyright (c) 2026 polyvirt.compute contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+"""The Hyper-V instances and snapshots parts through the shared reconcilers, on the emulator's host model:
+what each task runs (scripts and shells), check mode, bad input refused before any change, restarts."""
+
+import pytest
+
+from ansible_collections.polyvirt.compute.plugins.module_utils._args import INSTANCE_OPTIONS
+from ansible_collections.polyvirt.compute.plugins.module_utils._backends.hyperv.backend import HyperVBackend
+from ansible_collections.polyvirt.compute.plugins.module_utils._backends.hyperv.scripts import READ_OPS
+from ansible_collections.polyvirt.compute.plugins.module_utils._errors import InvalidInput, PolyvirtError, Unsupported, WaitTimeout
+from ansible_collections.polyvirt.compute.plugins.module_utils._model import public
+from ansible_collections.polyvirt.compute.plugins.module_utils._reconcile.instance import InstanceReconciler
+from ansible_collections.polyvirt.compute.plugins.module_utils._reconcile.snapshot import SnapshotReconciler
+from ansible_collections.polyvirt.compute.tests.simulators.hyperv.model import GB, MB, Faults, Host
+from ansible_collections.polyvirt.compute.tests.unit.plugins.module_utils._backends.hyperv.fake_hyperv import BASE, SECRET, FakeProtocol
+
+SETTINGS = {"host": "127.0.0.1", "port": 5985, "scheme": "http", "transport": "basic", "username": "Administrator", "password": SECRET,
+            "vm_path": "C:\\VMs", "switch": "Default Switch"}
+
+
+class World:
+    """One emulated host; each ``task`` is a new backend (a new shell), as each Ansible task is."""
+
+    def __init__(self, faults=()):
+        self.fake = FakeProtocol(Host(time_scale=0, faults=Faults(faults)))
+        self.fake.seed_image()
+
+    def backend(self, **settings):
+        backend = HyperVBackend(dict(SETTINGS, **settings))
+        self.fake.install(backend.client)
+        return backend
+
+    def task(self, check_mode=False, **params):
+        values = dict((key, spec.get("default")) for key, spec in INSTANCE_OPTIONS.items())
+        values.update({"state": "started", "wait": True, "wait_timeout": 60})
+        values.update(params)
+        backend = self.backend()
+        before = len(self.fake.scripts)
+        try:
+            result = InstanceReconciler(backend, values, check_mode=check_mode, diff_mode=True).run()
+        finally:
+            backend.close()
+        return result, self.fake.ops()[before:]
+
+    def snapshot(self, check_mode=False, **params):
+        values = {"state": "present", "stateful": False, "description": None, "retain": None, "wait_timeout": 60}
+        values.update(params)
+        backend = self.backend()
+        before = len(self.fake.scripts)
+        try:
+            result = SnapshotReconciler(backend, values, check_mode=check_mode, diff_mode=True).run()
+        finally:
+            backend.close()
+        return result, self.fake.ops()[before:]
+
+    def vm(self, name):
+        return self.fake.host.vm_get({"name": name})
+
+    def file(self, path):
+        return self.fake.host.vhd_get({"path": path})
+
+
+def writes(ops):
+    return [op for op in ops if op not in READ_OPS]
+
+
+@pytest.fixture(name="world")
+def fixture_world():
+    return World()
+
+
+def test_create_boots_from_a_differencing_disk_on_the_image_and_waits_for_an_address(world):
+    result, ops = world.task(name="web1", image=BASE, cpus=2, memory="512MiB", description="it's $HOME `x`\nline 2", wait_for=["ip"])
+    assert ops == ["vm_get", "host_get", "vhd_get", "vhd_get", "vhd_create", "vm_create", "vm_start"]  # addresses at once: no Wait-VM
+    instance = result["instance"]
+    assert (instance["state"], instance["cpus"], instance["memory_mib"], instance["type"]) == ("running", 2, 512, "vm")
+    assert instance["ansible_host"].startswith("172.20.16.") and instance["addresses"]["ipv6"] == []  # link-local left out
+    assert instance["description"] == "it's $HOME `x`\nline 2"
+    vm = world.vm("web1")
+    assert vm["notes"] == "it's $HOME `x`\nline 2"  # reached Hyper-V unchanged, through the base64 arguments only
+    disk = world.file(vm["disks"][0]["path"])
+    assert vm["disks"][0]["path"] == "C:\\VMs\\web1\\Virtual Hard Disks\\web1.vhdx"
+    assert (disk["type"], disk["parent_path"]) == ("Differencing", BASE)
+    assert world.fake.shells == 1 and world.fake.codepages == [65001]
+    assert all(line.startswith("powershell.exe -NoProfile -NonInteractive -EncodedCommand ") for line in world.fake.command_lines)
+    assert SECRET not in repr(public(result))
+
+
+def test_an_idempotent_task_runs_one_script_in_one_shell(world):
+    world.task(name="web1", image=BASE, memory=512, wait_for=["ip"])
+    shells = world.fake.shells
+    result, ops = world.task(name="web1", image=BASE, memory="0.5GiB", cpus=1, description="", wait_for=["ip"])
+    assert ops == ["vm_get"]
+    assert world.fake.shells == shells + 1
+    assert result["changed"] is False and result["actions"] == []
+
+
+def test_check_mode_reads_only_and_predicts_the_plan(world):
+    result, ops = world.task(check_mode=True, name="web1", image=BASE, memory=256)
+    assert writes(ops) == [] and ops
+    assert result["changed"] and result["actions"] == ["create vm web1 from %s" % BASE, "start instance web1"]
+    assert world.vm("web1") is None
+    world.task(name="web1", image=BASE, memory=256)
+    result, ops = world.task(check_mode=True, name="web1", memory=512, cpus=3, allow_restart=True)
+    assert writes(ops) == [] and result["diff"] == {"before": {"cpus": 1, "memory_mib": 256}, "after": {"cpus": 3, "memory_mib": 512}}
+    assert world.vm("web1")["memory_startup"] == 256 * MB
+
+
+@pytest.mark.parametrize("params, expect", [
+    ({"memory": "257MiB"}, "memory must be a multiple of 2 MiB on Hyper-V"),
+    ({"name": "web*"}, "is not a valid Hyper-V VM name: it contains '*'"),
+    ({"name": "x" * 101}, "too long for Hyper-V"),
+    ({"image": "base.vhdx"}, "image must be an absolute Windows path"),
+    ({"image": "C:\\Images\\..\\base.vhdx"}, "must not contain . or .. components"),
+    ({"image": "C:\\Images\\base.qcow2"}, "must end with .vhdx or .vhd"),
+    ({"image": "C:\\Images\\old.vhd"}, "generation 2 VMs cannot boot from"),
+    ({"networks": [{"name": "Default Switch", "ipv4": "10.0.0.5/24"}]}, "Hyper-V cannot set a guest's address"),
+    ({"networks": [{"name": "Default Switch", "mac": "zz"}]}, "must be a MAC address"),
+    ({"backend_options": {"colour": "blue"}}, "backend_options.colour is not a Hyper-V option"),
+    ({"backend_options": {"generation": 3}}, "backend_options.generation must be 1 or 2"),
+    ({"backend_options": {"generation": 1, "secure_boot": True}}, "needs generation 2"),
+    ({"type": "container"}, "type=container is not supported by the hyperv backend"),
+    ({"tags": ["a"]}, "tags is not supported by the hyperv backend"),
+    ({"cloud_init": {"user_data": {"runcmd": ["true"]}}}, "cloud_init is not supported by the hyperv backend"),
+    ({"wait_for": ["cloud_init"]}, "wait_for=cloud_init is not supported by the hyperv backend"),
+])
+def test_bad_input_is_refused_before_any_script(world, params, expect):
+    values = dict({"name": "web1", "image": BASE}, **params)
+    with pytest.raises(InvalidInput) as failure:
+        world.task(**values)
+    assert expect in failure.value.message
+    assert world.fake.scripts == []
+
+
+@pytest.mark.parametrize("params, expect", [
+    ({"image": "C:\\Images\\missing.vhdx"}, "no such parent VHDX"),
+    ({"networks": [{"name": "Nope"}]}, "'Nope' is not a virtual switch of the Hyper-V host"),
+    ({"disk_size": "512MiB"}, "disk_size must be a whole number of GiB"),
+])
+def test_what_the_host_lacks_is_refused_after_reads_only(world, params, expect):
+    with pytest.raises(InvalidInput) as failure:
+        world.task(**dict({"name": "web1", "image": BASE}, **params))
+    assert expect in failure.value.message
+    assert writes(world.fake.ops()) == [] and world.vm("web1") is None
+
+
+def test_processor_count_needs_a_stop_and_allow_restart(world):
+    world.task(name="web1", image=BASE)
+    with pytest.raises(InvalidInput) as failure:
+        world.task(name="web1", cpus=4)
+    assert "cpus cannot change while instance web1 runs" in failure.value.message
+    assert world.vm("web1")["cpu"] == 1
+    result, ops = world.task(name="web1", cpus=4, allow_restart=True)
+    assert writes(ops) == ["vm_stop", "vm_set", "vm_start"]
+    assert result["instance"]["cpus"] == 4 and world.vm("web1")["state"] == "Running"
+    assert result["actions"] == ["stop instance web1 (so that cpus can change)", "update cpus of instance web1", "start instance web1"]
+
+
+def test_memory_and_notes_change_on_a_running_vm(world):
+    world.task(name="web1", image=BASE, memory=256)
+    result, ops = world.task(name="web1", memory="1GiB", description="new")
+    assert writes(ops) == ["vm_set"]
+    assert (world.vm("web1")["memory_startup"], world.vm("web1")["notes"], world.vm("web1")["state"]) == (GB, "new", "Running")
+    assert result["diff"] == {"before": {"description": "", "memory_mib": 256}, "after": {"description": "new", "memory_mib": 1024}}
+
+
+def test_disk_grows_and_never_shrinks(world):
+    result, ops = world.task(name="web1", image=BASE, state="present", disk_size=2)
+    assert "vhd_resize" in ops and result["instance"]["disk_gib"] == 2
+    result, ops = world.task(name="web1", state="present", disk_size="2048MiB")
+    assert ops == ["vm_get", "vhd_get"] and not result["changed"]
+    with pytest.raises(InvalidInput) as failure:
+        world.task(name="web1", state="present", disk_size=1)
+    assert "disk_size 1GiB is smaller than the current 2GiB; disks only grow" in failure.value.message
+    result, ops = world.task(name="web1", state="present", disk_size=3)
+    assert writes(ops) == ["vhd_resize"] and result["instance"]["disk_gib"] == 3
+    big = world.fake.seed_image("C:\\Images\\big.vhdx", 4 * GB)
+    with pytest.raises(InvalidInput) as failure:
+        world.task(name="web2", image=big, state="present", disk_size=2)
+    assert "disk_size 2GiB is smaller than the image's 4GiB" in failure.value.message and world.vm("web2") is None
+
+
+def test_a_static_mac_recreates_the_adapter_and_a_switch_reconnects_it(world):
+    world.task(name="web1", image=BASE)
+    result, ops = world.task(name="web1", networks=[{"name": "Default Switch", "mac": "00:16:3E:AA:BB:01"}])
+    assert writes(ops) == ["nic_remove", "nic_add"]
+    assert result["instance"]["networks"][0]["mac"] == "00:16:3e:aa:bb:01"
+    result, ops = world.task(name="web1", networks=[{"name": "Default Switch", "mac": "00:16:3e:aa:bb:01"}])
+    assert ops == ["vm_get"]
+    result, ops = world.task(name="web1", networks=[{"name": "External"}, {}])
+    assert writes(ops) == ["nic_connect", "nic_add"]
+    assert [nic["switch"] for nic in world.vm("web1")["nics"]] == ["External", "Default Switch"]
+
+
+def test_power_states(world):
+    world.task(name="web1", image=BASE, state="present")
+    assert world.vm("web1")["state"] == "Off"
+    assert writes(world.task(name="web1")[1]) == ["vm_start"]
+    assert writes(world.task(name="web1", state="paused")[1]) == ["vm_suspend"]
+    assert world.task(name="web1", state="paused")[1] == ["vm_get"]
+    assert writes(world.task(name="web1", state="stopped")[1]) == ["vm_resume", "vm_stop"]
+    assert world.vm("web1")["state"] == "Off"
+    assert writes(world.task(name="web1", state="restarted")[1]) == ["vm_start"]
+    assert writes(world.task(name="web1", state="restarted")[1]) == ["vm_stop", "vm_start"]
+    assert writes(world.task(name="web1", state="restarted", force=True)[1]) == ["vm_restart"]
+
+
+def test_delete_removes_the_vm_and_its_own_disk_but_not_the_image(world):
+    world.task(name="web1", image=BASE)
+    path = world.vm("web1")["disks"][0]["path"]
+    result, ops = world.task(name="web1", state="absent", force=True)
+    assert writes(ops) == ["vm_stop", "vm_remove"] and result["changed"]
+    assert world.vm("web1") is None and world.file(path) is None and world.file(BASE) is not None
+    assert world.task(name="web1", state="absent")[1] == ["vm_get"]
+
+
+def test_a_failed_create_leaves_nothing_behind(world):
+    world.fake.fail_next["vm_create"] = "The operation failed (injected fault)."
+    with pytest.raises(PolyvirtError) as failure:
+        world.task(name="web1", image=BASE)
+    assert "Failed to create instance web1 on hyperv: The operation failed (injected fault)." in failure.value.message
+    assert world.vm("web1") is None
+    assert world.file("C:\\VMs\\web1\\Virtual Hard Disks\\web1.vhdx") is None
+    world.task(name="web1", image=BASE)  # a re-run converges
+    assert world.vm("web1")["state"] == "Running"
+
+
+def test_a_new_vm_that_cannot_start_is_removed_again(world):
+    world.fake.fail_next["vm_start"] = "The virtual machine could not be started because the hypervisor is not running."
+    with pytest.raises(PolyvirtError) as failure:
+        world.task(name="web1", image=BASE)
+    assert "hypervisor is not running" in failure.value.message and "removed again" in failure.value.message
+    assert world.vm("web1") is None and world.file("C:\\VMs\\web1\\Virtual Hard Disks\\web1.vhdx") is None
+
+
+def test_no_kvp_wait_for_ip_times_out_with_what_is_known():
+    world = World(faults=["no-kvp:vm=web1"])
+    with pytest.raises(WaitTimeout) as failure:
+        world.task(name="web1", image=BASE, wait_for=["ip"], wait_timeout=2)
+    assert "timed out after 2 s waiting for an IP address on instance web1" in failure.value.message
+    assert "Key-Value Pair Exchange" in failure.value.message
+    assert failure.value.result["changed"] and failure.value.result["instance"]["state"] == "running"
+
+
+def test_the_operator_account_fails_cleanly_with_hyper_v_s_words(world):
+    world.fake.fail_next["vm_get"] = ("You do not have the required permission to complete this task. Contact the administrator of the "
+                                      "authorization policy for the computer 'HV-SIM01'.")
+    with pytest.raises(PolyvirtError) as failure:
+        world.task(name="web1", image=BASE)
+    assert type(failure.value).__name__ == "AuthError" and "required permission" in failure.value.message
+
+
+def test_checkpoints_standard_when_stateful_and_restore_keeps_the_power_state(world):
+    world.task(name="web1", image=BASE)
+    result, ops = world.snapshot(instance="web1", name="s1", stateful=True)
+    assert writes(ops) == ["vm_set", "checkpoint_create"] and result["snapshot"]["stateful"]
+    result, ops = world.snapshot(instance="web1", name="s2")
+    assert writes(ops) == ["vm_set", "checkpoint_create"] and not result["snapshot"]["stateful"]
+    assert world.snapshot(instance="web1", name="s2")[1] == ["vm_get", "checkpoint_list"]
+    result, ops = world.snapshot(instance="web1", name="s2", state="restored")
+    assert writes(ops) == ["checkpoint_restore", "vm_start"]  # a production checkpoint restores to Off
+    assert world.vm("web1")["state"] == "Running"
+    result, ops = world.snapshot(instance="web1", name="s3", retain=2)
+    assert [item["name"] for item in result["snapshots"]] == ["s2", "s3"]
+    with pytest.raises(InvalidInput):
+        world.snapshot(instance="web1", name="*")
+    with pytest.raises(Unsupported):
+        world.snapshot(instance="web1", name="s4", description="d")
