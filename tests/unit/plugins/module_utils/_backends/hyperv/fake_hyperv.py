@@ -23,6 +23,8 @@ try:
 except ImportError:  # tree-sitter is not installed: the model alone answers
     Engine = None
 
+# The operations that change nothing (the journal's reads), as the emulator's README lists them.
+READ_OPS = ("host_get", "switch_list", "vm_list", "vm_get", "vhd_get", "disk_list", "nic_list", "checkpoint_list")
 HEADER_RE = re.compile(r"^# polyvirt-hyperv: ([a-z_]+) ([A-Za-z0-9+/]*={0,2})$")
 USER_KEYS = ("name", "path", "vhd_path", "parent_path", "notes", "checkpoint", "nic", "switch", "mac")
 BASE = "C:\\Images\\base.vhdx"
@@ -106,6 +108,14 @@ class FakeProtocol:
 
     def ops(self):
         return [op for op, args in self.scripts]
+
+    @property
+    def requests(self):
+        """The scripts run, as the shared contract table counts API calls."""
+        return self.scripts
+
+    def mutating(self):
+        return [(op, args) for op, args in self.scripts if op not in READ_OPS]
 
     def seed_image(self, path=BASE, size=GB):
         self.host.vhd_create({"path": path, "type": "dynamic", "size": size})
