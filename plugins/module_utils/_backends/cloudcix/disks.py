@@ -34,8 +34,6 @@ class CloudcixDisks(Copies, Disks):
         if spec["storage"] is not None and spec["storage"] not in CEPH_SKUS:
             raise Unsupported("storage %s is not supported by the cloudcix backend for disks (cephfs volumes: %s; Hyper-V volumes are not "
                               "supported yet)" % (spec["storage"], ", ".join(CEPH_SKUS)))
-        if spec["size_bytes"] is not None and spec["size_bytes"] % GIB:
-            raise InvalidInput("size must be a whole number of GB on the cloudcix backend (volumes are sold per GB), got %s" % format_size(spec["size_bytes"]))
 
     def pool(self, spec, instance):
         if instance is not None and hypervisor(instance["_native"]) == HYPERV:
@@ -95,8 +93,10 @@ class CloudcixDisks(Copies, Disks):
         return self.describe(native, {})
 
     def check_source(self, spec):
+        """Before a create: the size CloudCIX needs, in the whole GB it sells."""
         if not spec["size_bytes"]:
             raise InvalidInput("size is required to create a disk on the cloudcix backend")
+        whole_gb(spec["size_bytes"])
 
     def _update(self, disk, body, deadline):
         native = self.wait(disk["_native"], ("running",), deadline, "volume %s to settle" % disk["name"])
@@ -105,6 +105,7 @@ class CloudcixDisks(Copies, Disks):
         return self.wait(native, ("running",), deadline, "the update of volume %s" % disk["name"])
 
     def resize(self, disk, size_bytes, deadline):
+        whole_gb(size_bytes)  # after the shared shrink check, before any change
         self._update(disk, {"specs": [{"sku_name": disk["storage"], "quantity": size_bytes // GIB}]}, deadline)
 
     def attach(self, disk, instance, options, deadline):
@@ -124,6 +125,12 @@ class CloudcixDisks(Copies, Disks):
             self.remove(disk["_native"], deadline)
         except NotFound:
             pass
+
+
+def whole_gb(size_bytes):
+    if size_bytes % GIB:
+        raise InvalidInput("size must be a whole number of GB on the cloudcix backend (volumes are sold per GB), got %s" % format_size(size_bytes))
+    return size_bytes // GIB
 
 
 def _sku(native):
