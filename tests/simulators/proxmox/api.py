@@ -297,6 +297,38 @@ def content_item(sid, volname, vol):
     return item
 
 
+UPLOAD_EXT = {'iso': re.compile(r'\.(iso|img)$', re.I), 'vztmpl': re.compile(r'\.tar\.(gz|xz|zst|bz2)$|\.tgz$', re.I),
+              'import': re.compile(r'\.(ova|qcow2|raw|vmdk)$', re.I)}
+
+
+@route('POST', '/nodes/{node}/storage/{storage}/upload')
+def upload_content(ctx, params):
+    """pve-storage API2/Storage/Status.pm upload: the file arrives as a multipart part; an imgcopy task moves it in place."""
+    c = ctx.cluster
+    node, sid, content = params['node'], params['storage'], params['content']
+    cfg = c.storage_cfg(sid)
+    if content not in cfg['content']:
+        fail("storage '%s' does not support '%s' content" % (sid, content))
+    data = params.get('\0upload')
+    if data is None:
+        param_error({'filename': 'no file uploaded'})
+    filename = re.sub(r'[^-a-zA-Z0-9_.]', '_', os.path.basename(params['filename']))  # PVE normalises the name
+    if not UPLOAD_EXT[content].search(filename):
+        param_error({'filename': 'wrong file extension'})
+    subdir = {'iso': 'iso', 'vztmpl': 'vztmpl', 'import': 'import'}[content]
+    volname = '%s/%s' % (subdir, filename)
+
+    def work(task):
+        task.log('starting file import from: /var/tmp/pveupload-%s' % hashlib.md5(data).hexdigest()[:16])
+        task.log('target file: /var/lib/vz/template/%s/%s' % (subdir, filename))
+        with c.lock:
+            c.store(node, sid)[volname] = {'size': len(data), 'format': content if content != 'import' else filename.rsplit('.', 1)[-1],
+                                           'content': content, 'ctime': int(time.time()), 'data': base64.b64encode(data).decode('ascii')}
+            c.save()
+        task.log('file size is: %d' % len(data))
+    return c.start_task(node, 'imgcopy', '', ctx.authid, work)
+
+
 @route('GET', '/nodes/{node}/storage/{storage}/content')
 def list_content(ctx, params):
     c = ctx.cluster

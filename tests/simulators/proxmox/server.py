@@ -31,6 +31,8 @@ TOKEN_ID = 'root@pam!polyvirt'
 TOKEN_SECRET = '5e5e5e5e-0000-4000-8000-000000000001'
 TICKET_LIFETIME = 7200
 MAX_BODY = 512 * 1024
+MAX_UPLOAD = 256 * 1024 * 1024
+UPLOAD_KEY = '\0upload'  # where a multipart file part travels in params, outside the schema's view
 UNAUTHENTICATED = {('GET', '/access/domains'), ('GET', '/access/ticket'), ('POST', '/access/ticket')}
 
 
@@ -132,11 +134,14 @@ class Handler(JournalingHandler, http.server.BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         params = {}
         length = int(self.headers.get('Content-Length') or 0)
-        if length > MAX_BODY:
+        ctype = (self.headers.get('Content-Type') or '').split(';')[0].strip().lower()
+        # PVE streams multipart uploads to a temporary file; only urlencoded and JSON bodies have the 512 KiB limit.
+        if length > (MAX_UPLOAD if ctype == 'multipart/form-data' else MAX_BODY):
             raise PveError('for data too large', 501)
         raw = self.rfile.read(length) if length else b''
-        ctype = (self.headers.get('Content-Type') or '').split(';')[0].strip().lower()
-        if raw and ctype == 'application/json':
+        if raw and ctype == 'multipart/form-data':
+            params.update(parse_multipart(self.headers.get('Content-Type'), raw))
+        elif raw and ctype == 'application/json':
             try:
                 data = json.loads(raw)
             except ValueError:
@@ -273,9 +278,12 @@ class Handler(JournalingHandler, http.server.BaseHTTPRequestHandler):
             if key in params and params[key] != value:
                 raise PveError('Parameter verification failed.', 400, {key: 'duplicate parameter (already defined in URI) with conflicting values!'})
             params[key] = value
+        upload = params.pop(UPLOAD_KEY, None)
         errors = schema.validate(info, params)
         if errors:
             raise PveError('Parameter verification failed.', 400, errors)
+        if upload is not None:
+            params[UPLOAD_KEY] = upload
         cluster = srv.cluster
         fault = cluster.fault('http-500', '*')
         if fault is None:
@@ -426,3 +434,24 @@ def serve(host, port, cluster, schema, cert=None, key=None, cert_dir=None, auth_
     shown = '[%s]' % host if ':' in host else host
     url = 'https://%s:%d/api2/json' % (shown, server.server_address[1])
     return server, url, cafile
+
+
+def parse_multipart(content_type, raw):
+    """Fields of a multipart/form-data body; the file part (PVE's ``filename``) gives its name and its bytes."""
+    import email.parser  # pylint: disable=import-outside-toplevel
+    import email.policy  # pylint: disable=import-outside-toplevel
+
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(b'Content-Type: ' + content_type.encode('latin-1') + b'\r\n\r\n' + raw)
+    if not message.is_multipart():
+        raise PveError('malformed multipart body', 400)
+    params = {}
+    for part in message.iter_parts():
+        name = part.get_param('name', header='content-disposition')
+        data = part.get_payload(decode=True) or b''
+        filename = part.get_param('filename', header='content-disposition')
+        if filename is not None:
+            params['filename'] = filename
+            params[UPLOAD_KEY] = data
+        elif name:
+            params[name] = data.decode('utf-8', 'replace')
+    return params

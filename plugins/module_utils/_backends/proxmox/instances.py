@@ -10,11 +10,13 @@ restart, so one read tells the settings and whether a restart is due.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from urllib.parse import quote, unquote
 
 from ansible_collections.polyvirt.compute.plugins.module_utils._backends.base import LIVE, ON_RESTART, Instances
+from ansible_collections.polyvirt.compute.plugins.module_utils._backends.proxmox import seed
 from ansible_collections.polyvirt.compute.plugins.module_utils._backends.proxmox.client import is_locked
 from ansible_collections.polyvirt.compute.plugins.module_utils._cloud_init import CLOUD_CONFIG_HEADER
 from ansible_collections.polyvirt.compute.plugins.module_utils._errors import (
@@ -29,6 +31,7 @@ from ansible_collections.polyvirt.compute.plugins.module_utils._wait import poll
 NAME_RE = re.compile(r"^(?=.{1,253}$)[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$")
 CONFIG_KEY_RE = re.compile(r"^[a-z][a-z0-9_-]+$")
 MAC_RE = re.compile(r"^[0-9a-f][02468ace](:[0-9a-f]{2}){5}$")
+TAG_RE = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9_+.-]*$")  # pve-tag
 VOLUME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_.-]*:.+$")
 DISK_KEY_RE = re.compile(r"^(scsi|virtio|sata|ide)\d+$")
 NET_KEY_RE = re.compile(r"^net(\d+)$")
@@ -40,7 +43,7 @@ DEFAULT_LXC_DISK_GIB = 8
 OWNED_KEYS = {"cores": "cpus", "memory": "memory", "name": "name", "hostname": "name", "tags": "tags", "description": "description",
               "sshkeys": "ssh_keys", "ssh-public-keys": "ssh_keys", "ostemplate": "image", "rootfs": "disk_size (and backend_options.storage)",
               "digest": None, "delete": None, "revert": None}
-OPTION_KEYS = {"vmid": int, "clone": str, "storage": str}
+OPTION_KEYS = {"vmid": int, "clone": str, "storage": str, "iso_storage": str}
 # What a running guest takes at once (qemu-server fast-plug keys and default hotplug, pve-container hot keys); the rest waits for a restart.
 QEMU_LIVE_KEYS = {"name", "description", "onboot", "protection", "tags", "startup", "hookscript", "shares", "vmstatestorage", "ciuser",
                   "cipassword", "citype", "ciupgrade", "nameserver", "searchdomain", "cicustom", "agent", "cpuunits", "cpulimit", "balloon"}
@@ -54,6 +57,7 @@ class ProxmoxInstances(Instances):
     def __init__(self, backend):
         super().__init__(backend)
         self.client = backend.client
+        self._seed_volumes = []  # seed ISOs this task uploaded: removed with a half-made guest
 
     # -- validation -----------------------------------------------------------------------------
 
@@ -64,6 +68,9 @@ class ProxmoxInstances(Instances):
                                "of at most 63, not starting or ending with a hyphen)" % name)
         if spec["memory_mib"] is not None and spec["memory_mib"] < MIN_MEMORY_MIB:
             raise InvalidInput("memory %dMiB is below the Proxmox VE minimum of %dMiB" % (spec["memory_mib"], MIN_MEMORY_MIB))
+        for index, tag in enumerate(spec["tags"] or ()):
+            if not TAG_RE.match(tag):
+                raise InvalidInput("tags[%d] %r is not a valid Proxmox VE tag (letters, digits and _ + . -, not starting with + . or -)" % (index, tag))
         options = spec["backend_options"]
         for key, value in options.items():
             if key in OPTION_KEYS:
@@ -94,8 +101,6 @@ class ProxmoxInstances(Instances):
         if spec["type"] == "container" and spec["image"] and not VOLUME_RE.match(spec["image"]):
             raise InvalidInput("image %r must be an ostemplate volume such as local:vztmpl/debian-12-standard_12.12-1_amd64.tar.zst for "
                                "type=container" % spec["image"])
-        if spec["type"] == "vm":
-            cloud_init_keys(spec)
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -215,6 +220,9 @@ class ProxmoxInstances(Instances):
             self._lxc_storage(node, spec)
         if spec["backend_options"].get("storage"):
             self._check_storage(node, spec["backend_options"]["storage"])
+        if needs_seed(spec):
+            seed.require_pycdlib()
+            self._iso_storage(node, spec)
         if spec["networks"] or spec["type"] == "container":
             self._bridges(node, spec["networks"])
 
@@ -238,6 +246,18 @@ class ProxmoxInstances(Instances):
         if image not in [volume.get("volid") for volume in volumes]:
             raise InvalidInput("image %s is not an ostemplate on storage %s of node %s (there: %s)" % (
                 image, storage, node, ", ".join(sorted(volume.get("volid", "") for volume in volumes)) or "none"))
+
+    def _iso_storage(self, node, spec):
+        """Where the seed ISO goes: backend_options.iso_storage, else the node's first storage that holds ISO images."""
+        wanted = spec["backend_options"].get("iso_storage")
+        found = [item.get("storage") for item in self._storages(node, "iso") if item.get("active", 1) and item.get("enabled", 1)]
+        if wanted and wanted not in found:
+            raise InvalidInput("backend_options.iso_storage %s on node %s cannot hold ISO images (those that can: %s)" % (
+                wanted, node, ", ".join(found) or "none"))
+        if not found:
+            raise InvalidInput("cloud_init.user_data needs a storage for ISO images on node %s (iso content) for its seed ISO; "
+                               "set backend_options.iso_storage" % node)
+        return wanted or found[0]
 
     def _storages(self, node, content=None):
         return self.client.get(self.client.path("nodes", node, "storage"), content=content) or []
@@ -306,6 +326,8 @@ class ProxmoxInstances(Instances):
         created = self._read(entry)
         try:
             changes = dict((key, value) for key, value in self.desired(spec).items() if settings_differ(self.settings(created), key, value))
+            if needs_seed(spec):
+                changes.update(self._attach_seed(spec, created, deadline))
             if changes:
                 created = self.update(created, changes, deadline)
         except PolyvirtError as exc:
@@ -313,14 +335,45 @@ class ProxmoxInstances(Instances):
             raise
         return created
 
+    def _attach_seed(self, spec, created, deadline):
+        """Upload the NoCloud seed ISO and return the config change that puts it in place of PVE's cloud-init drive."""
+        native = created["_native"]
+        entry, config = native["entry"], native["config"]
+        storage = self._iso_storage(entry["node"], spec)
+        name = seed.file_name(entry["vmid"])
+        # Static addresses in cloud-init's own format, matched to the MACs the clone got.
+        current = guest_networks(entry, config)
+        wanted = [dict(network, mac=network.get("mac") or (current[index].get("mac") if index < len(current) else None))
+                  for index, network in enumerate(spec["networks"] or [])]
+        network = spec["network_config"] if spec["network_config"] is not None else seed.network_config(wanted)
+        image = io.BytesIO(seed.build(spec["user_data"] or CLOUD_CONFIG_HEADER + "\n{}\n", seed.meta_data(spec["name"]), network))
+        image.name = name  # proxmoxer sends it as the multipart file part, named by this
+        self.client.run("POST", self.client.path("nodes", entry["node"], "storage", storage, "upload"), deadline, content="iso", filename=image)
+        self._seed_volumes.append((entry["node"], "%s:iso/%s" % (storage, name)))
+        # Two cidata sources would leave cloud-init to pick one: the seed replaces PVE's drive (which PVE then frees).
+        slot = next((key for key in sorted(config) if DISK_KEY_RE.match(key) and "cloudinit" in str(config[key])), None)
+        if slot is None:
+            slot = next((key for key in ("ide2", "ide0", "ide1", "ide3", "sata0", "sata1") if key not in config), None)
+        if slot is None:
+            raise InvalidInput("instance %s has no free IDE or SATA slot for the cloud-init seed ISO" % spec["name"])
+        return {"config." + slot: "%s:iso/%s,media=cdrom" % (storage, name)}
+
     def _remove_half_made(self, entry, exc, deadline):
         """A guest that could not be configured is removed again: nothing half-made is left behind."""
         try:
             self.client.run("DELETE", guest_path(entry), deadline, purge=1)
+            self._delete_seeds(self._seed_volumes, deadline)
             exc.message += " (the new guest %s was removed again)" % entry["vmid"]
         except PolyvirtError as cleanup:
             exc.message += " (and removing the new guest %s again failed: %s)" % (entry["vmid"], cleanup.message)
         self.backend.forget()
+
+    def _delete_seeds(self, volumes, deadline):
+        for node, volid in volumes:
+            try:
+                self.client.run("DELETE", self.client.path("nodes", node, "storage", volid.split(":", 1)[0], "content", volid), deadline)
+            except NotFound:
+                pass
 
     def _allocate(self, spec, deadline, make):
         """Call ``make(vmid)`` with a free vmid; a vmid another client took meanwhile is replaced by a fresh one (nothing was made)."""
@@ -464,6 +517,9 @@ class ProxmoxInstances(Instances):
                 self.client.run("DELETE", path, deadline, purge=1, **{"destroy-unreferenced-disks": 1})
         except NotFound:
             pass  # gone already: the goal is reached
+        # PVE never frees ISO images with a guest (they are shared content): its seed ISO goes here.
+        node = native["entry"]["node"]
+        self._delete_seeds([(node, str(value).split(",")[0]) for value in (native.get("config") or {}).values() if seed.PREFIX in str(value)], deadline)
         self.backend.forget()
 
     # -- waiting --------------------------------------------------------------------------------
@@ -753,11 +809,13 @@ def interface_addresses(interfaces):
     return result, by_mac
 
 
+def needs_seed(spec):
+    """Whether ``spec`` asks for more cloud-init than PVE's own drive renders (so a NoCloud seed ISO carries it)."""
+    return spec["type"] == "vm" and (spec["network_config"] is not None or (spec["user_data"] is not None and cloud_init_keys(spec) is None))
+
+
 def cloud_init_keys(spec):
-    """The SSH keys that make up ``spec``'s user-data, or None; other cloud-init content is refused (no seed ISO yet)."""
-    if spec["network_config"] is not None:
-        raise Unsupported("cloud_init.network_config is not supported by the proxmox backend yet; set networks[].ipv4, ipv4_gateway and "
-                          "ipv6 (PVE ipconfigN)")
+    """The SSH keys when they are all of ``spec``'s user-data (PVE's ``sshkeys``), else None (the seed ISO carries it)."""
     text = spec["user_data"]
     if text is None:
         return None
@@ -773,9 +831,8 @@ def cloud_init_keys(spec):
                 data = yaml.safe_load(body)
             except Exception:  # pylint: disable=broad-except
                 data = None
-    if not isinstance(data, dict) or set(data) - {"ssh_authorized_keys"}:
-        raise Unsupported("cloud_init.user_data other than ssh_keys is not supported by the proxmox backend yet (the NoCloud seed ISO is "
-                          "not built); use ssh_keys, networks, or backend_options.cicustom with a snippet you place on the storage")
+    if not isinstance(data, dict) or set(data) - {"ssh_authorized_keys"} or spec["network_config"] is not None:
+        return None
     return [str(key).strip() for key in data.get("ssh_authorized_keys") or [] if str(key).strip()]
 
 

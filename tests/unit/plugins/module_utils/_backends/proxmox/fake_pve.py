@@ -50,6 +50,7 @@ class FakePve:
         self.failures = []  # (text in path, exception factory), used once each
         self.task_exits = {}
         self.taken = set()  # vmids another client takes between nextid and create
+        self.uploads = {}  # volid -> bytes of the uploaded ISO images
         self._pids = itertools.count(1000)
 
     def install(self, client):
@@ -102,6 +103,13 @@ class FakePve:
                 return [item for item in storages if not params.get("content") or params["content"] in item["content"]]
             if len(rest) == 3 and rest[0] == "storage" and rest[2] == "content":
                 return [{"volid": OSTEMPLATE, "content": "vztmpl"}] if rest[1] == "local" else []
+            if len(rest) == 3 and rest[0] == "storage" and rest[2] == "upload":
+                volid = "%s:iso/%s" % (rest[1], params["filename"].name)
+                self.uploads[volid] = params["filename"].getvalue()
+                return self._upid("imgcopy", None)
+            if len(rest) == 4 and rest[0] == "storage" and rest[2] == "content" and method == "DELETE":
+                self.uploads.pop(unquote(rest[3]))
+                return self._upid("imgdel", None)
             if rest[0] == "tasks":
                 return self._task(unquote(rest[1]), rest[2])
             if rest[0] in ("qemu", "lxc"):
@@ -184,7 +192,8 @@ class FakePve:
         return entry
 
     def _upid(self, kind, guest):
-        upid = "UPID:%s:%08X:00000000:6B000000:%s:%s:root@pam:" % (guest["node"] if guest else "pve", next(self._pids), kind, guest["vmid"] if guest else "")
+        node, vmid = (guest["node"], guest["vmid"]) if guest else ("pve", "")
+        upid = "UPID:%s:%08X:00000000:6B000000:%s:%s:root@pam:" % (node, next(self._pids), kind, vmid)
         self.tasks[upid] = self.task_exits.pop(kind, "OK")
         return upid
 

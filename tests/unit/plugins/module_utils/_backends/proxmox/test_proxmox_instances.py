@@ -12,7 +12,7 @@ from ansible_collections.polyvirt.compute.plugins.module_utils._args import INST
 from ansible_collections.polyvirt.compute.plugins.module_utils._backends.base import LIVE, ON_RESTART
 from ansible_collections.polyvirt.compute.plugins.module_utils._backends.proxmox import instances as pve
 from ansible_collections.polyvirt.compute.plugins.module_utils._backends.proxmox.backend import ProxmoxBackend
-from ansible_collections.polyvirt.compute.plugins.module_utils._errors import Conflict, InvalidInput, OperationFailed, Unsupported
+from ansible_collections.polyvirt.compute.plugins.module_utils._errors import Conflict, InvalidInput, OperationFailed
 from ansible_collections.polyvirt.compute.plugins.module_utils._model import public
 from ansible_collections.polyvirt.compute.plugins.module_utils._reconcile.instance import InstanceReconciler, desired_spec
 from ansible_collections.polyvirt.compute.plugins.module_utils._wait import Deadline
@@ -107,14 +107,15 @@ def test_interface_addresses_leave_out_loopback_and_link_local():
     assert by_mac == {"bc:24:11:00:01:00": ["10.0.0.5", "2001:db8::5"]}
 
 
-def test_ssh_keys_come_out_of_the_rendered_user_data():
+def test_ssh_keys_alone_are_pve_sshkeys_and_more_user_data_needs_the_seed():
     backend = connect()[0]
     spec = desired_spec(params(ssh_keys=[KEY]), backend)
-    assert pve.cloud_init_keys(spec) == [KEY]
+    assert pve.cloud_init_keys(spec) == [KEY] and not pve.needs_seed(spec)
     assert backend.instances.desired(spec)["ssh_keys"] == [KEY]
-    with pytest.raises(Unsupported) as caught:
-        desired_spec(params(cloud_init={"user_data": {"packages": ["nginx"]}, "network_config": None}), backend)
-    assert "cloud_init.user_data other than ssh_keys is not supported by the proxmox backend yet" in caught.value.message
+    full = desired_spec(params(ssh_keys=[KEY], cloud_init={"user_data": {"packages": ["nginx"]}, "network_config": None}), backend)
+    assert pve.cloud_init_keys(full) is None and pve.needs_seed(full) and "ssh_keys" not in backend.instances.desired(full)
+    network = desired_spec(params(cloud_init={"user_data": None, "network_config": {"version": 2}}), backend)
+    assert pve.needs_seed(network)
 
 
 # -- validation: before any request ---------------------------------------------------------------
@@ -123,6 +124,7 @@ def test_ssh_keys_come_out_of_the_rendered_user_data():
 @pytest.mark.parametrize("overrides, text", [
     ({"name": "web_1"}, "name 'web_1' is not a valid Proxmox VE guest name"),
     ({"name": "-web"}, "is not a valid Proxmox VE guest name"),
+    ({"tags": ["x,y"]}, "tags[0] 'x,y' is not a valid Proxmox VE tag"),
     ({"memory": "8MiB"}, "memory 8MiB is below the Proxmox VE minimum of 16MiB"),
     ({"backend_options": {"vmid": 5}}, "backend_options.vmid must be between 100"),
     ({"backend_options": {"vmid": "100"}}, "backend_options.vmid must be a int"),
@@ -138,7 +140,6 @@ def test_ssh_keys_come_out_of_the_rendered_user_data():
     ({"type": "container", "image": OSTEMPLATE, "cloud_init": {"user_data": {"a": 1}, "network_config": None}},
      "cloud_init is not supported by the proxmox backend for type=container"),
     ({"type": "container", "image": OSTEMPLATE, "state": "paused"}, "state=paused is not supported by the proxmox backend for type=container"),
-    ({"cloud_init": {"user_data": None, "network_config": {"version": 2}}}, "cloud_init.network_config is not supported by the proxmox backend"),
 ])
 def test_bad_input_is_refused_before_any_change(overrides, text):
     backend, fake = connect()
@@ -156,6 +157,8 @@ def test_bad_input_is_refused_before_any_change(overrides, text):
     ({"disk_size": "2GiB"}, "disk_size 2GiB is smaller than the 3GiB disk of template debian-12-cloud"),
     ({"type": "container", "image": "local:vztmpl/nosuch.tar.zst"}, "image local:vztmpl/nosuch.tar.zst is not an ostemplate on storage local"),
     ({"type": "container", "image": OSTEMPLATE, "backend_options": {"storage": "local"}}, "cannot hold container disks"),
+    ({"cloud_init": {"user_data": {"runcmd": ["true"]}, "network_config": None}, "backend_options": {"iso_storage": "local-lvm"}},
+     "backend_options.iso_storage local-lvm on node pve cannot hold ISO images (those that can: local)"),
 ])
 def test_what_a_create_needs_is_checked_with_reads_only(overrides, text):
     backend, fake = connect()
@@ -294,6 +297,39 @@ def test_a_new_guest_that_fails_to_start_is_removed_again():
         reconcile(backend, state="started")
     assert "task qmstart failed: start failed" in caught.value.message and "removed again" in caught.value.message
     assert "new1" not in [guest["name"] for guest in fake.guests.values()]
+
+
+def test_full_user_data_travels_in_a_seed_iso_in_place_of_the_pve_drive():
+    from ansible_collections.polyvirt.compute.plugins.module_utils._backends.proxmox import seed  # pylint: disable=import-outside-toplevel
+
+    backend, fake = connect()
+    result = reconcile(backend, ssh_keys=[KEY], networks=[{"name": "vmbr0", "ipv4": "10.0.0.5/24", "ipv4_gateway": "10.0.0.1"}],
+                       cloud_init={"user_data": {"runcmd": ["touch /run/marker"], "chpasswd": {"list": "root:" + SECRET}}, "network_config": None})
+    assert result["changed"]
+    (volid, image), = fake.uploads.items()
+    assert volid.startswith("local:iso/polyvirt-seed-102-") and volid.endswith(".iso")
+    label, files = seed.read(image)
+    assert label == "cidata" and sorted(files) == ["meta-data", "network-config", "user-data"]
+    import yaml  # pylint: disable=import-outside-toplevel
+
+    user_data = yaml.safe_load(files["user-data"])
+    assert files["user-data"].startswith("#cloud-config\n") and user_data["runcmd"] == ["touch /run/marker"]
+    assert user_data["ssh_authorized_keys"] == [KEY]
+    assert '"instance-id": "polyvirt-' in files["meta-data"]
+    assert '"macaddress": "bc:24:11:aa:00:66"' in files["network-config"] and '"10.0.0.5/24"' in files["network-config"]
+    config = fake.guests[102]["config"]
+    assert config["ide2"] == volid + ",media=cdrom"  # in place of the template's cloud-init drive
+    assert SECRET not in repr(public(result))
+    reconcile(backend, state="absent")
+    assert fake.uploads == {}  # the seed goes with the guest
+
+
+def test_a_seed_uploaded_for_a_guest_that_fails_is_removed_too():
+    backend, fake = connect()
+    fake.task_exits["qmconfig"] = "unable to apply"
+    with pytest.raises(OperationFailed):
+        reconcile(backend, cloud_init={"user_data": {"runcmd": ["true"]}, "network_config": None})
+    assert fake.uploads == {} and "new1" not in [guest["name"] for guest in fake.guests.values()]
 
 
 def test_check_mode_reads_only():
