@@ -93,7 +93,8 @@ class Probe:
             memory = size_bytes(domain["resources"]["requests"]["memory"]) // 2**20
         kind = (vm.get("spec") or {}).get("instancetype")
         if kind and (cpus is None or memory is None):
-            spec = (self._get("instancetype.kubevirt.io", "v1beta1", "virtualmachineclusterinstancetypes", kind["name"], namespaced=False) or {}).get("spec") or {}
+            found = self._get("instancetype.kubevirt.io", "v1beta1", "virtualmachineclusterinstancetypes", kind["name"], namespaced=False)
+            spec = (found or {}).get("spec") or {}
             cpus = cpus if cpus is not None else spec.get("cpu", {}).get("guest")
             memory = memory if memory is not None else size_bytes(spec.get("memory", {}).get("guest", "0")) // 2**20
         disks = [item.get("name") for item in (app.get("spec") or {}).get("disks") or []]

@@ -100,6 +100,8 @@ class Handler(JournalingHandler, BaseHTTPRequestHandler):
     def _auth(self, path):
         header = self.headers.get("Authorization", "")
         self.tenant = False
+        # Which token asked, in the journal: a test's probe reads with the admin token, so its reads can be told apart.
+        self.note_journal(user="admin" if header == "Bearer " + ADMIN_TOKEN else ("tenant" if header == "Bearer " + TOKEN else "anonymous"))
         if header:
             if header == "Bearer " + ADMIN_TOKEN:
                 return
