@@ -45,7 +45,8 @@ class Copies:
     def remove(self, native, deadline):
         path = "%s%s/" % (self.path, native["id"])
         try:
-            current = self.wait(native, ("running",) + FAILED + GONE, deadline, "%s %s to settle" % (self.kind, native.get("name")))
+            current = self.client.read(path, deadline=deadline)  # fresh: the caller's copy may be older than a delete
+            current = self.wait(current, ("running",) + FAILED + GONE, deadline, "%s %s to settle" % (self.kind, native.get("name")))
             if current.get("state") not in GONE:
                 current = self.client.write("PATCH", path, {"state": "delete"}, deadline=deadline)
             # The instance accepts no state request while one of its snapshots is busy: wait until it is gone.
