@@ -43,6 +43,7 @@ class Probe:
         self.protocol = winrm.Protocol(self.url, transport="plaintext", username=connection["username"], password=connection["password"],
                                        message_encryption="never")
         self.images = backend.get("images") or []
+        self.storage = backend.get("storage")
         self.state_dir = state_dir
         self.shell = None
 
@@ -98,23 +99,36 @@ class Probe:
         return [{"name": vm["name"], "state": STATES.get(vm["state"], vm["state"].lower())}
                 for vm in self.run("vm_list") or [] if vm["name"].startswith(prefix)]
 
-    def disk(self, path):
+    def disk(self, name):
+        path = "%s\\%s.vhdx" % (self.storage, name)
         vhd = self.run("vhd_get", path=path)
         if vhd is None:
-            return {"exists": False, "name": path}
+            return {"exists": False, "name": name}
         users = [vm["name"] for vm in self.run("vm_list") or [] if any(d["path"].lower() == path.lower() for d in vm.get("disks") or [])]
-        return {"exists": True, "name": path, "size_gib": vhd["size"] // GIB, "type": vhd["type"], "attached_to": users,
+        return {"exists": True, "name": name, "storage": self.storage, "size_gib": vhd["size"] // GIB, "type": vhd["type"], "attached_to": users,
                 "paths": dict((user, path) for user in users)}
 
     def cleanup(self, prefix):
         if len(prefix) < 3:
             raise SystemExit("refusing to clean up prefix %r: too short to be a test run's own" % prefix)
         removed = []
+        # The contract has no directory listing: the disks are those VMs use in the suite's storage, and the
+        # names the disk scenario gives (<prefix>-v1 ...).
+        names = set("%s-v%d" % (prefix, index) for index in range(1, 10))
+        for vm in self.run("vm_list") or []:
+            for drive in vm.get("disks") or []:
+                folder, _sep, base = drive["path"].rpartition("\\")
+                if folder.lower() == self.storage.lower() and base.startswith(prefix):
+                    names.add(base.rsplit(".", 1)[0])
         for vm in self.instances(prefix):
             self.run("vm_stop", name=vm["name"], mode="turnoff")
             self.run("vm_remove", name=vm["name"], delete_disks=True)
             removed.append(vm["name"])
-        return {"removed": removed, "left": [vm["name"] for vm in self.instances(prefix)]}
+        for name in sorted(names):
+            if self.run("vhd_remove", path="%s\\%s.vhdx" % (self.storage, name))["removed"]:
+                removed.append(name)
+        left = [vm["name"] for vm in self.instances(prefix)] + [name for name in sorted(names) if self.disk(name)["exists"]]
+        return {"removed": removed, "left": left}
 
     # -- the session: the parent images the suite boots from -------------------------------------
 

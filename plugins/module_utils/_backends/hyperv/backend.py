@@ -42,8 +42,8 @@ def join(*parts):
 class HyperVBackend(Backend):
     name = "hyperv"
     default_type = "vm"
-    parts = ("instances", "snapshots")
-    features = {"vm": frozenset(("instance.paused", "instance.disk_size", "instance.description", "wait_for.ip", "snapshot.stateful"))}
+    parts = ("instances", "snapshots", "disks")
+    features = {"vm": frozenset(("instance.paused", "instance.disk_size", "instance.description", "wait_for.ip", "snapshot.stateful", "clone"))}
     notes = {
         "instance.vm": "VMs on a differencing disk of the parent VHDX named by `image`",
         "instance.paused": "`Suspend-VM` / `Resume-VM`",
@@ -55,6 +55,11 @@ class HyperVBackend(Backend):
         "snapshot": "checkpoints",
         "snapshot.stateful": "standard checkpoints (production checkpoints otherwise)",
         "snapshot.description": "checkpoints have no description",
+        "clone": "Export-VM, then Import-VM -Copy -GenerateNewId under the new name, without the source's checkpoints",
+        "clone.linked": "not yet (a differencing disk on a stopped source's VHDX)",
+        "clone.target": "one host per connection",
+        "disk": "VHDX files in a host directory, attached to the SCSI controller (IDE on generation 1)",
+        "disk.optical": "no DVD drives in the script contract yet",
     }
 
     def __init__(self, settings):
@@ -78,9 +83,13 @@ class HyperVBackend(Backend):
             from ansible_collections.polyvirt.compute.plugins.module_utils._backends.hyperv.instances import HyperVInstances
 
             return HyperVInstances(self)
-        from ansible_collections.polyvirt.compute.plugins.module_utils._backends.hyperv.snapshots import HyperVSnapshots
+        if name == "snapshots":
+            from ansible_collections.polyvirt.compute.plugins.module_utils._backends.hyperv.snapshots import HyperVSnapshots
 
-        return HyperVSnapshots(self)
+            return HyperVSnapshots(self)
+        from ansible_collections.polyvirt.compute.plugins.module_utils._backends.hyperv.disks import HyperVDisks
+
+        return HyperVDisks(self)
 
     def close(self):
         self.client.close()

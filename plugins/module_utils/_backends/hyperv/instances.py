@@ -387,9 +387,50 @@ class HyperVInstances(Instances):
             return self.backend.run("vm_stop", Deadline(max(30, deadline.remaining())), name=name, mode="turnoff")
 
     def delete(self, instance, force, deadline):
-        if instance["_native"].get("state") not in ("Off", "Saved"):
+        native = instance["_native"]
+        if native.get("state") not in ("Off", "Saved"):
             self._stop(instance, force, deadline)
+        # vm_remove deletes the files of every drive: first detach the disks that are not the VM's own
+        # (outside its folder, such as the disk module's), so deleting a VM never deletes them.
+        own = (native.get("path") or "").rstrip("\\").lower() + "\\"
+        for drive in (native.get("disks") or [])[1:]:
+            if not drive["path"].lower().startswith(own):
+                self.backend.run("disk_detach", deadline, name=instance["name"], path=drive["path"])
         self.backend.run("vm_remove", deadline, name=instance["name"], delete_disks=True)
+
+    # -- clones ---------------------------------------------------------------------------------
+
+    def clone(self, source, spec, clone, deadline):
+        """Export-VM the source into the clone's folder, Import-VM -Copy -GenerateNewId as the new name, drop the copied checkpoints.
+
+        From a snapshot: the copy is first restored to that checkpoint (the source is never touched).
+        """
+        name = spec["name"]
+        folder = join(self._vm_root(spec), name)
+        exported = self.backend.run("vm_export", deadline, name=source["name"], path=join(folder, "Export"))
+        try:
+            native = self.backend.run("vm_import", deadline, path=exported["config_path"], vm_path=folder, vhd_path=join(folder, "Virtual Hard Disks"),
+                                      new_name=name)
+        finally:
+            for path in [exported["config_path"]] + list(exported.get("disks") or []):  # the export was only the way to the copy
+                self._undo(deadline, disk=path)
+        try:
+            if clone["snapshot"]:
+                native = self.backend.run("checkpoint_restore", deadline, name=name, checkpoint=clone["snapshot"])
+                if native.get("state") != "Off":  # a standard checkpoint brings its memory back: a new clone is created stopped
+                    self.backend.run("vm_stop", deadline, name=name, mode="turnoff")
+            for checkpoint in self.backend.run("checkpoint_list", deadline, name=name) or []:
+                if checkpoint.get("parent") is None:  # a clone starts without its source's history
+                    self.backend.run("checkpoint_remove", deadline, name=name, checkpoint=checkpoint["name"], include_children=True)
+            args = self._set_args(self.desired(spec))
+            if args:
+                native = self.backend.run("vm_set", deadline, name=name, **args)
+            else:
+                native = self.backend.run("vm_get", deadline, name=name)
+        except PolyvirtError:
+            self._undo(deadline, vm=name)
+            raise
+        return self.describe(native)
 
     # -- waiting --------------------------------------------------------------------------------
 

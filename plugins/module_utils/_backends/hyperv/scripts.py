@@ -256,11 +256,31 @@ BODIES = {
     Restore-VMSnapshot -VMName $vm.Name -Name $a.checkpoint -Confirm:$false
 """ + VM_RESULT,
     "checkpoint_remove": r"""    $vm = Get-PvVmOrFail $a.name
-    Remove-VMSnapshot -VMName $vm.Name -Name $a.checkpoint
+    if ($a.include_children) {
+        Remove-VMSnapshot -VMName $vm.Name -Name $a.checkpoint -IncludeAllChildSnapshots
+    } else {
+        Remove-VMSnapshot -VMName $vm.Name -Name $a.checkpoint
+    }
     $r = [pscustomobject]@{
         removed = @($a.checkpoint)
         checkpoints = @(Get-VMSnapshot -VM $vm | ForEach-Object { ConvertTo-PvCheckpoint $_ })
     }""",
+    "vm_export": r"""    $vm = Get-PvVmOrFail $a.name
+    Export-VM -VM $vm -Path $a.path
+    $root = Join-Path -Path $a.path -ChildPath $vm.Name
+    $config = Get-ChildItem -Path (Join-Path -Path $root -ChildPath 'Virtual Machines') -Filter '*.vmcx' | Select-Object -First 1
+    $disks = @(Get-ChildItem -Path (Join-Path -Path $root -ChildPath 'Virtual Hard Disks') | ForEach-Object { $_.FullName })
+    $r = [pscustomobject]@{ path = $root; config_path = $config.FullName; disks = $disks }""",
+    # -Copy -GenerateNewId: a new VM (new id, new dynamic MACs) from copies of the exported files; it keeps the old name until renamed.
+    "vm_import": r"""    if ($a.new_name -and (Get-PvVm $a.new_name)) { throw "A virtual machine with the new name already exists." }
+    $p = @{ Path = $a.path }
+    if ($a.vm_path) { $p.VirtualMachinePath = $a.vm_path }
+    if ($a.vhd_path) { $p.VhdDestinationPath = $a.vhd_path }
+    $vm = Import-VM @p -Copy -GenerateNewId
+    if ($a.new_name) {
+        Rename-VM -VM $vm -NewName $a.new_name
+    }
+""" + VM_RESULT,
 }
 
 

@@ -14,6 +14,8 @@ from ansible_collections.polyvirt.compute.plugins.module_utils._backends.hyperv.
 from ansible_collections.polyvirt.compute.plugins.module_utils._backends.hyperv.scripts import READ_OPS
 from ansible_collections.polyvirt.compute.plugins.module_utils._errors import InvalidInput, PolyvirtError, Unsupported, WaitTimeout
 from ansible_collections.polyvirt.compute.plugins.module_utils._model import public
+from ansible_collections.polyvirt.compute.plugins.module_utils._reconcile.clone import CloneReconciler
+from ansible_collections.polyvirt.compute.plugins.module_utils._reconcile.disk import DiskReconciler
 from ansible_collections.polyvirt.compute.plugins.module_utils._reconcile.instance import InstanceReconciler
 from ansible_collections.polyvirt.compute.plugins.module_utils._reconcile.snapshot import SnapshotReconciler
 from ansible_collections.polyvirt.compute.tests.simulators.hyperv.model import GB, MB, Faults, Host
@@ -271,3 +273,78 @@ def test_checkpoints_standard_when_stateful_and_restore_keeps_the_power_state(wo
         world.snapshot(instance="web1", name="*")
     with pytest.raises(Unsupported):
         world.snapshot(instance="web1", name="s4", description="d")
+
+
+def disk_task(world, check_mode=False, **params):
+    values = {"instance": None, "storage": None, "size": None, "source": None, "optical": False, "state": "present", "backend_options": None,
+              "wait_timeout": 60}
+    values.update(params)
+    backend = world.backend()
+    before = len(world.fake.scripts)
+    try:
+        result = DiskReconciler(backend, values, check_mode=check_mode, diff_mode=True).run()
+    finally:
+        backend.close()
+    return result, world.fake.ops()[before:]
+
+
+def test_disks_are_vhdx_files_attached_detached_and_deleted(world):
+    world.task(name="web1", image=BASE)
+    world.task(name="web2", image=BASE)
+    path = "C:\\VMs\\Virtual Hard Disks\\data1.vhdx"
+    result, ops = disk_task(world, check_mode=True, name="data1", instance="web1", size="1GiB")
+    assert writes(ops) == [] and result["disk"]["path"] == path and world.file(path) is None
+    result, ops = disk_task(world, name="data1", instance="web1", size="1GiB")
+    assert writes(ops) == ["vhd_create", "disk_attach"]
+    assert result["actions"] == ["create disk data1 in C:\\VMs\\Virtual Hard Disks", "attach disk data1 to instance web1 at path=%s" % path]
+    assert (result["disk"]["attached_to"], result["disk"]["size_gib"]) == ("web1", 1)
+    assert disk_task(world, name="data1", instance="web1", size="1GiB")[1] == ["vm_get", "vhd_get"]
+    with pytest.raises(PolyvirtError) as failure:
+        disk_task(world, name="data1", instance="web2")
+    assert "disk data1 is attached to instance web1; detach it there first" in failure.value.message
+    result, ops = disk_task(world, name="data1", instance="web1", size=2)
+    assert writes(ops) == ["vhd_resize"] and world.file(path)["size"] == 2 * GB
+    result, ops = disk_task(world, name="data1", storage="C:\\VMs\\Virtual Hard Disks", state="detached")
+    assert writes(ops) == ["disk_detach"] and result["disk"]["attached_to"] is None
+    disk_task(world, name="data1", instance="web2")
+    world.task(name="web2", state="absent", force=True)  # deleting a VM detaches the disks it does not own
+    assert world.file(path) is not None
+    result, ops = disk_task(world, name="data1", storage="C:\\VMs\\Virtual Hard Disks", state="absent")
+    assert writes(ops) == ["vhd_remove"] and world.file(path) is None
+    with pytest.raises(InvalidInput):
+        disk_task(world, name="data*", instance="web1", size=1)
+    with pytest.raises(Unsupported):
+        disk_task(world, name="cd", instance="web1", optical=True)
+
+
+def test_clone_exports_and_imports_a_copy_without_checkpoints(world):
+    world.task(name="src", image=BASE, memory=512)
+    world.snapshot(instance="src", name="s1")
+    values = dict((key, spec.get("default")) for key, spec in INSTANCE_OPTIONS.items())
+    values.update({"state": "started", "wait": True, "wait_timeout": 60, "source": "src", "name": "c1", "cpus": 1, "memory": "128MiB",
+                   "description": "a clone", "mode": "full", "snapshot": None, "target": None})
+    backend = world.backend()
+    before = len(world.fake.scripts)
+    result = CloneReconciler(backend, values, diff_mode=True).run()
+    ops = world.fake.ops()[before:]
+    assert writes(ops) == ["vm_export", "vm_import", "vhd_remove", "vhd_remove", "vhd_remove", "checkpoint_remove", "vm_set", "vm_start"]
+    clone, source = world.vm("c1"), world.vm("src")
+    assert result["cloned"] and result["instance"]["state"] == "running" and result["instance"]["memory_mib"] == 128
+    assert clone["id"] != source["id"] and clone["nics"][0]["mac"] != source["nics"][0]["mac"] and clone["notes"] == "a clone"
+    assert world.fake.host.checkpoint_list({"name": "c1"}) == [] and len(world.fake.host.checkpoint_list({"name": "src"})) == 1
+    assert all(not path.startswith("c:\\vms\\c1\\export") for path in world.fake.host.files)
+    world.task(name="c1", state="absent", force=True)
+    assert world.vm("src")["state"] == "Running"
+
+
+def test_clone_from_a_checkpoint_restores_the_copy_never_the_source(world):
+    world.task(name="src", image=BASE, cpus=2)
+    world.snapshot(instance="src", name="s1")
+    world.task(name="src", cpus=3, allow_restart=True)
+    values = dict((key, spec.get("default")) for key, spec in INSTANCE_OPTIONS.items())
+    values.update({"state": "present", "wait": True, "wait_timeout": 60, "source": "src", "name": "c2", "mode": "full", "snapshot": "s1",
+                   "target": None})
+    result = CloneReconciler(world.backend(), values).run()
+    assert result["actions"] == ["clone instance c2 from src/s1"]
+    assert (world.vm("c2")["cpu"], world.vm("c2")["state"]) == (2, "Off")
+    assert (world.vm("src")["cpu"], world.vm("src")["state"]) == (3, "Running")
