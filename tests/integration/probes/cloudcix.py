@@ -33,6 +33,7 @@ import argparse
 import json
 import os
 import sys
+import time
 
 import requests
 import yaml
@@ -43,6 +44,8 @@ GONE = ("delete", "delete_prep", "delete_queue", "deleting", "deleted", "closed"
 COPY_GONE = ("delete", "deleting", "deleted", "closed")
 CPU_SKUS = ("vCPU_001", "vCPU_002")
 STORAGE_SKUS = ("SSD_001", "HDD_001")
+THROTTLE_RETRIES = 20
+SETTLE_TIMEOUT = 120  # seconds the robot may take to finish a snapshot before clean-up gives up
 
 
 class Probe:
@@ -66,7 +69,11 @@ class Probe:
         return self._token
 
     def call(self, method, path, **kwargs):
-        response = self.session.request(method, self.base + "compute/v5.0/" + path, headers={"X-Auth-Token": self.token()}, timeout=30, **kwargs)
+        for attempt in range(THROTTLE_RETRIES):
+            response = self.session.request(method, self.base + "compute/v5.0/" + path, headers={"X-Auth-Token": self.token()}, timeout=30, **kwargs)
+            if response.status_code != 429:
+                break
+            time.sleep(0.1 * (attempt + 1))  # CloudCIX throttles a user at 20 requests a second; a 429 did nothing, so ask again
         if response.status_code >= 400:
             raise SystemExit("%s %s: HTTP %s %s" % (method, path, response.status_code, response.text[:300]))
         return response.json() if response.content else None
@@ -163,13 +170,15 @@ class Probe:
         removed = []
         mine = [item for item in self._instances() if item["name"].startswith(prefix) and item["state"] not in ("deleted", "closed")]
         ids = set(item["id"] for item in mine)
-        for path in ("compute/snapshots/", "compute/backups/"):
-            for item in self.all(path):
-                if (item.get("instance") or {}).get("id") in ids and item["state"] not in COPY_GONE and item["state"] == "running":
-                    self.call("DELETE", "%s%s/" % (path, item["id"]))
-                    removed.append(item["name"])
+        for item in self.all("compute/backups/"):
+            if (item.get("instance") or {}).get("id") in ids and item["state"] == "running":
+                self.call("DELETE", "compute/backups/%s/" % item["id"])
+                removed.append(item["name"])
+        # An instance's snapshots go with it; CloudCIX refuses the delete while one of them is busy, so wait for them to settle.
+        self._settle_snapshots(ids)
+        mine = self._settle_instances(prefix)  # a state request is refused from a transitional state
         for item in mine:  # HTTP DELETE: no grace period, and it expedites an instance in the delete queue
-            if item["state"] not in ("unresourced",):
+            if item["state"] != "unresourced":  # only CloudCIX support may remove those
                 self.call("DELETE", "compute/instances/%s/" % item["id"])
                 removed.append(item["name"])
         for volume in self.all("storage/volumes/"):
@@ -179,6 +188,28 @@ class Probe:
         left = [item["name"] for item in self.instances(prefix) if item["state"] != "unresourced"]
         left += [volume["name"] for volume in self.all("storage/volumes/") if volume["name"].startswith(prefix) and volume["state"] not in COPY_GONE]
         return {"removed": removed, "left": left}
+
+    def _settle_snapshots(self, ids):
+        deadline = time.monotonic() + SETTLE_TIMEOUT
+        while True:
+            busy = [item for item in self.all("compute/snapshots/") if (item.get("instance") or {}).get("id") in ids
+                    and item["state"] not in ("running", "deleted", "closed", "unresourced")]
+            if not busy:
+                return
+            if time.monotonic() > deadline:
+                raise SystemExit("snapshots %s still busy after %d s" % (", ".join(item["name"] for item in busy), SETTLE_TIMEOUT))
+            time.sleep(0.2)  # polls the robot's progress; the deadline above bounds it
+
+    def _settle_instances(self, prefix):
+        deadline = time.monotonic() + SETTLE_TIMEOUT
+        while True:
+            mine = [item for item in self._instances() if item["name"].startswith(prefix) and item["state"] not in ("deleted", "closed")]
+            busy = [item for item in mine if item["state"] not in ("running", "stopped", "unresourced") + GONE]
+            if not busy:
+                return mine
+            if time.monotonic() > deadline:
+                raise SystemExit("instances %s still busy after %d s" % (", ".join(item["name"] for item in busy), SETTLE_TIMEOUT))
+            time.sleep(0.2)  # polls the robot's progress; the deadline above bounds it
 
     # -- session, faults and journal ----------------------------------------------------------------
 

@@ -32,13 +32,15 @@ def main(argv=None):
     parser.add_argument('--fault', action='append', default=[], metavar='SPEC', help='inject a fault (repeatable)')
     parser.add_argument('--state', metavar='FILE', help='load state from FILE and save it there on every change')
     parser.add_argument('--token-hours', type=float, default=2.0, help='lifetime of a login token (real: 2)')
+    parser.add_argument('--throttle-rate', type=int, default=20,
+                        help='requests per second per user before a 429 (real: 20); 0 turns throttling off')
     parser.add_argument('--verbose', action='store_true', help='log requests to stderr')
     args = parser.parse_args(argv)
     if args.time_scale < 0:
         parser.error('--time-scale must be >= 0')
     try:
         sim = Simulator(time_scale=args.time_scale, faults=args.fault, state_file=args.state,
-                        token_hours=args.token_hours)
+                        token_hours=args.token_hours, throttle_rate=args.throttle_rate)
     except FaultError as exc:
         parser.error(str(exc))
     server = make_server(sim, args.host, args.port, args.verbose)

@@ -10,6 +10,7 @@ Everything here is independent of HTTP: :meth:`Simulator.handle` takes a method,
 from __future__ import annotations
 
 import base64
+import collections
 import copy
 import datetime
 import hashlib
@@ -32,6 +33,12 @@ ADDRESS_ID = 1
 REGIONS = (1,)
 
 NO_TOKEN = 'No / invalid token provided'
+# The framework's texts (CloudCIX/framework auth.py) for a token that does not decode and one that expired.
+BAD_TOKEN = 'An error occurred while decoding your token. Please ensure the token is valid and try again.'
+EXPIRED_TOKEN = 'JWT token is expired. Please login again.'
+# The framework's user throttle (settings.py: 20 requests per second per user); 429 as Django REST framework sends it.
+THROTTLE_RATE = 20
+THROTTLED = 'Request was throttled. Expected available in 1 second.'
 NOT_FOUND_PATH = 'Not found.'
 FAULT_HTML = ('<html>\r\n<head><title>%(status)d Error</title></head>\r\n<body>\r\n<center><h1>%(status)d Error</h1>'
               '</center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n')
@@ -155,8 +162,9 @@ def single_error(status, code, detail):
 class Simulator:
     """The whole simulated CloudCIX region. All public methods take the lock."""
 
-    def __init__(self, time_scale=1.0, faults=(), state_file=None, token_hours=2.0, clock=time.time):
+    def __init__(self, time_scale=1.0, faults=(), state_file=None, token_hours=2.0, clock=time.time, throttle_rate=THROTTLE_RATE):
         self.lock = threading.RLock()
+        self.throttle_rate = throttle_rate  # requests per second per user; 0: no throttling
         self.time_scale = float(time_scale)
         self.faults = Faults(faults)
         self.state_file = state_file
@@ -176,6 +184,7 @@ class Simulator:
                 'project': {'1': self._project_record(1, 'polyvirt-sim', 1, '', now)},
             }
         self._dirty = False
+        self._requests_by_user = {}  # uid -> times of the requests in the last second
         self.save()
 
     # ------------------------------------------------------------------ persistence
@@ -209,10 +218,23 @@ class Simulator:
                 raise ValueError('signature')
             claims = json.loads(_unb64(payload))
         except (ValueError, TypeError) as exc:
-            raise ApiError(401, {'detail': NO_TOKEN}) from exc
+            raise ApiError(401, {'detail': BAD_TOKEN}) from exc
         if claims.get('exp', 0) <= self.clock():
-            raise ApiError(401, {'detail': 'Signature has expired.'})
+            raise ApiError(401, {'detail': EXPIRED_TOKEN})
         return claims
+
+    def throttle(self, claims):
+        """429 once a user has made more requests in the last second than the rate allows (the login is not counted)."""
+        rate = self.faults.throttle_rate(self.throttle_rate or 10 ** 9)
+        if not self.throttle_rate and rate >= 10 ** 9:
+            return
+        now = self.clock()
+        window = self._requests_by_user.setdefault(claims.get('uid'), collections.deque())
+        while window and window[0] <= now - 1.0:
+            window.popleft()
+        if len(window) >= rate:
+            raise ApiError(429, {'detail': THROTTLED})
+        window.append(now)
 
     # ------------------------------------------------------------------ entry point
     def handle(self, method, path, query, headers, body, base_uri):
@@ -243,7 +265,7 @@ class Simulator:
                 break
         if collection is None:
             raise ApiError(404, {'detail': NOT_FOUND_PATH})
-        self.check_token(headers.get('x-auth-token'))
+        self.throttle(self.check_token(headers.get('x-auth-token')))
         self.advance()
         kind, service = COLLECTIONS[collection]
         base = base_uri + collection + '/'

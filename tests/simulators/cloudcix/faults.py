@@ -15,13 +15,15 @@ A SPEC is ``NAME`` or ``NAME:key=value[,key=value...]``:
     (default: until the fault is cleared).
 ``unresourced[:match=REGEX]``
     Instances whose name matches REGEX (default: all) end in ``unresourced`` instead of ``running``.
+``throttle:rate=N``
+    Each user may make N requests per second (real: 20, the framework's user throttle) before a 429.
 """
 from __future__ import annotations
 
 import re
 import time
 
-KNOWN = ('error', 'token-expiry', 'robot-stall', 'unresourced')
+KNOWN = ('error', 'token-expiry', 'robot-stall', 'unresourced', 'throttle')
 
 
 class FaultError(ValueError):
@@ -55,6 +57,10 @@ def parse(spec):
                 fault['seconds'] = float(fault['seconds'])
         elif name == 'unresourced':
             re.compile(fault.get('match', ''))
+        elif name == 'throttle':
+            fault['rate'] = int(fault.get('rate', 20))
+            if fault['rate'] < 1:
+                raise FaultError('rate must be at least 1: %r' % spec)
     except (TypeError, ValueError, re.error) as exc:
         raise FaultError('bad fault %r: %s' % (spec, exc)) from exc
     return fault
@@ -109,6 +115,10 @@ class Faults:
                 continue
             return True
         return False
+
+    def throttle_rate(self, default):
+        rates = [fault['rate'] for fault in self.active if fault['name'] == 'throttle']
+        return min(rates) if rates else default
 
     def force_unresourced(self, name):
         for fault in self.active:

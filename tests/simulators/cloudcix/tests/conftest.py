@@ -72,6 +72,9 @@ class Simulator:
 
     def __init__(self, *args):
         self.args = list(args)
+        if '--throttle-rate' not in self.args:
+            # The tests send requests as fast as they can; throttling has its own test (test_options.py).
+            self.args = ['--throttle-rate', '0'] + self.args
         self.stderr = tempfile.TemporaryFile()  # a file, not a pipe nobody drains
         self.proc = subprocess.Popen(
             [sys.executable, '-m', 'tests.simulators.cloudcix', '--host', '127.0.0.1', '--port', '0'] + self.args,

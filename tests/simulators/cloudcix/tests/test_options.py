@@ -92,6 +92,26 @@ def test_fault_unresourced(start):
     assert api.read(INST, fine)['state'] == 'running'
 
 
+def test_throttling_per_user_and_the_fault_that_lowers_it(start):
+    sim = start('--time-scale', '0', '--throttle-rate', '20')
+    api = Client(sim.url).authenticate()
+    statuses = [api.get('project/1/').status_code for _index in range(25)]
+    assert 429 in statuses and statuses[:20] == [200] * 20  # the framework's 20 requests per second per user
+    slow = start('--time-scale', '0', '--throttle-rate', '0', '--fault', 'throttle:rate=2')
+    api = Client(slow.url).authenticate()
+    first = [api.get('project/1/') for _index in range(3)]
+    assert [answer.status_code for answer in first] == [200, 200, 429]
+    assert first[2].json() == {'detail': 'Request was throttled. Expected available in 1 second.'}
+
+
+def test_token_texts_are_the_framework_s(start):
+    sim = start('--time-scale', '0')
+    api = Client(sim.url).authenticate()
+    forged = requests.get(sim.url + 'project/1/', headers={'X-Auth-Token': 'a.b.c'}, timeout=10)
+    assert forged.status_code == 401 and forged.json()['detail'].startswith('An error occurred while decoding your token')
+    assert api.get('project/1/').status_code == 200
+
+
 def test_bad_fault_spec_is_refused():
     done = subprocess.run([sys.executable, '-m', 'tests.simulators.cloudcix', '--port', '0', '--fault', 'explode'],
                           cwd=REPO, capture_output=True, text=True, timeout=30, check=False)

@@ -20,9 +20,10 @@ MUTATING = ("POST", "PUT", "PATCH", "DELETE")
 
 
 class LoopbackSimulator:
-    def __init__(self, time_scale=0.0, faults=()):
+    def __init__(self, time_scale=0.0, faults=(), throttle_rate=0):
         self.offset = 0.0  # seconds added to the simulator's clock (tokens expire, grace periods pass) without sleeping
-        self.sim = Simulator(time_scale=time_scale, faults=faults, clock=lambda: time.time() + self.offset)
+        # Throttling off unless a test asks: the tests send requests as fast as loopback allows.
+        self.sim = Simulator(time_scale=time_scale, faults=faults, clock=lambda: time.time() + self.offset, throttle_rate=throttle_rate)
         self.server = make_server(self.sim, "127.0.0.1", 0)
         self.url = "http://127.0.0.1:%d/" % self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

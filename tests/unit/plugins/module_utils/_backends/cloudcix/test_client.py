@@ -85,7 +85,7 @@ def test_a_token_refused_twice_is_an_auth_error(sim, monkeypatch):
     client = connect(sim)
     client.read("project/1/")
     monkeypatch.setattr(client, "token", lambda: "forged.token.value")
-    with pytest.raises(AuthError, match="No / invalid token"):
+    with pytest.raises(AuthError, match="An error occurred while decoding your token"):
         client.request("GET", "project/1/")
     assert [status for _method, _path, status in sim.requests()[-2:]] == [401, 401]
 
@@ -106,6 +106,19 @@ def test_throttled_writes_are_retried(sim):
     sim.fault("error:status=429,count=1,method=POST,path=compute/instances")
     assert client.write("POST", "compute/instances/", LXD_BODY, deadline=Deadline(30))["name"] == "c1"
     assert [status for method, path, status in sim.requests() if method == "POST" and "instances" in path] == [429, 201]
+
+
+def test_the_user_throttle_is_ridden_out_by_reads_and_writes():
+    sim = LoopbackSimulator(faults=["throttle:rate=3"])
+    try:
+        client = connect(sim)
+        for index in range(6):
+            assert client.read("project/1/", deadline=Deadline(30))["id"] == 1
+        assert client.write("POST", "compute/instances/", LXD_BODY, deadline=Deadline(30))["name"] == "c1"
+        statuses = [status for _method, path, status in sim.requests() if path != "/auth/login/"]
+        assert 429 in statuses and statuses.count(201) == 1 and statuses.count(200) == 6
+    finally:
+        sim.stop()
 
 
 def test_a_read_retry_stops_at_the_deadline(sim):
