@@ -120,7 +120,7 @@ class Probe:
             "tags": sorted(key.split("/", 1)[1] for key in labels if key.startswith("tags.polyvirt.io/")),
             "description": (app["metadata"].get("annotations") or {}).get("polyvirt.io/description") or "",
             "networks": networks,
-            "disks": [{"name": disk, "path": None} for disk in disks[1:]],
+            "disks": [{"name": disk, "path": self._device(name, disk)} for disk in disks[1:]],
             "snapshots": [{"name": item["metadata"]["name"], "stateful": False, "created_at": item["metadata"].get("creationTimestamp")} for item in snapshots],
             "backups": [{"name": item["metadata"]["name"], "created_at": item["metadata"].get("creationTimestamp")} for item in backups],
         }
@@ -144,7 +144,16 @@ class Probe:
         users = sorted(item["metadata"]["name"] for item in self._list(*APPS, "vminstances")
                        if any(disk.get("name") == name for disk in (item.get("spec") or {}).get("disks") or []))
         return {"exists": True, "name": name, "storage": (app.get("spec") or {}).get("storageClass"), "size_gib": gib(size) if size else None,
-                "attached_to": users, "paths": dict((user, None) for user in users)}
+                "attached_to": users, "paths": dict((user, self._device(user, name)) for user in users)}
+
+    def _device(self, instance, disk):
+        """The name of the VM's disk device whose volume is the disk's DataVolume (what the driver calls its path)."""
+        vm = self._get("kubevirt.io", "v1", "virtualmachines", "vm-instance-" + instance) or {}
+        template = ((vm.get("spec") or {}).get("template") or {}).get("spec") or {}
+        for volume in template.get("volumes") or []:
+            if (volume.get("dataVolume") or {}).get("name") == "vm-disk-" + disk:
+                return volume.get("name")
+        return None
 
     def cleanup(self, prefix):
         if len(prefix) < 3:

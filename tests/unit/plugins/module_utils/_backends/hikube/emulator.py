@@ -94,12 +94,13 @@ def apps(kind, name=None):
 
 
 def seed_instance(emulator, name="web1", running=True):
-    """A VMInstance made as a user of kubectl would (not by this driver): resources, tags, a network, its system disk."""
+    """A VMInstance made as a user of kubectl would (not by this driver): resources, tags, a network, its system disk, disk data1."""
     emulator.admin("POST", apps("vmdisks"), {"metadata": {"name": name + "-system"},
                                              "spec": {"source": {"image": {"name": "ubuntu"}}, "storage": "5Gi", "storageClass": "replicated"}})
+    emulator.admin("POST", apps("vmdisks"), {"metadata": {"name": "data1"}, "spec": {"source": {}, "storage": "1Gi", "storageClass": "replicated"}})
     emulator.admin("POST", apps("vminstances"), {
         "metadata": {"name": name, "labels": {"tags.polyvirt.io/a": "true", "tags.polyvirt.io/b": "true"},
                      "annotations": {"polyvirt.io/tags": json.dumps(["a", "b"]), "polyvirt.io/description": "canned"}},
         "spec": {"runStrategy": "Always" if running else "Halted", "instanceType": "", "instanceProfile": "ubuntu",
-                 "resources": {"cpu": "2", "sockets": "1", "memory": "512Mi"}, "disks": [{"name": name + "-system"}],
+                 "resources": {"cpu": "2", "sockets": "1", "memory": "512Mi"}, "disks": [{"name": name + "-system"}, {"name": "data1"}],
                  "networks": [{"name": "tenant-net"}], "cloudInit": "#cloud-config\nchpasswd: {list: 'root:canned-secret'}\n"}})

@@ -24,14 +24,14 @@ EMULATOR = {}
 
 
 class HikubeCase:
-    """Hikube: the emulator in Cozystack mode with tenant RBAC (web1: a running VMInstance with resources, tags and a network)."""
+    """Hikube: the emulator in Cozystack mode with tenant RBAC (web1: a running VMInstance with resources, tags, a network and disk data1)."""
 
     backend_class = HikubeBackend
     secrets = ("canned-secret", "contract-secret")
     instance = "web1"
     snapshot = None
     backup = None
-    disk = None
+    disk = "data1"
     storage = "replicated"
     image = "ubuntu"
     as_it_is = {"cpus": 2, "memory": "512MiB", "tags": ["b", "a"], "networks": [{"name": "tenant-net"}]}
