@@ -58,6 +58,7 @@ class ProxmoxInstances(Instances):
         super().__init__(backend)
         self.client = backend.client
         self._seed_volumes = []  # seed ISOs this task uploaded: removed with a half-made guest
+        self._asked = {}  # the cloud-init documents of the spec last given to desired(), to compare with a seed's digests
 
     # -- validation -----------------------------------------------------------------------------
 
@@ -185,9 +186,16 @@ class ProxmoxInstances(Instances):
             native = self._read(native["entry"])["_native"]
         settings = guest_settings(native["entry"], native["config"])
         settings.update(("config." + key, normalise_value(value)) for key, value in native["config"].items())
+        found = seed.digests(native["config"])
+        if found:
+            # The seed's content cannot be read back: what was asked counts as current when its digest matches.
+            for key, stored in zip(("user_data", "network_config"), found):
+                asked = self._asked.get(key)
+                settings["cloud_init." + key] = asked if asked is not None and seed.digest(asked) == stored else "(the seed ISO's, sha256 %s)" % stored
         return settings
 
     def desired(self, spec):
+        self._asked = {"user_data": spec["user_data"], "network_config": spec["network_config"]}
         desired = dict((key, spec[key]) for key in ("cpus", "memory_mib", "disk_gib", "description", "tags") if spec[key] is not None)
         if spec["networks"] is not None:
             desired["networks"] = [dict((key, network.get(key)) for key in ("name", "mac", "ipv4", "ipv4_gateway", "ipv6") if network.get(key))
@@ -340,12 +348,12 @@ class ProxmoxInstances(Instances):
         native = created["_native"]
         entry, config = native["entry"], native["config"]
         storage = self._iso_storage(entry["node"], spec)
-        name = seed.file_name(entry["vmid"])
         # Static addresses in cloud-init's own format, matched to the MACs the clone got.
         current = guest_networks(entry, config)
         wanted = [dict(network, mac=network.get("mac") or (current[index].get("mac") if index < len(current) else None))
                   for index, network in enumerate(spec["networks"] or [])]
         network = spec["network_config"] if spec["network_config"] is not None else seed.network_config(wanted)
+        name = seed.file_name(entry["vmid"], spec["user_data"], spec["network_config"])
         image = io.BytesIO(seed.build(spec["user_data"] or CLOUD_CONFIG_HEADER + "\n{}\n", seed.meta_data(spec["name"]), network))
         image.name = name  # proxmoxer sends it as the multipart file part, named by this
         self.client.run("POST", self.client.path("nodes", entry["node"], "storage", storage, "upload"), deadline, content="iso", filename=image)

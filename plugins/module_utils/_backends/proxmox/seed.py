@@ -10,8 +10,10 @@ pycdlib is imported only when an ISO is built.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import re
 import uuid
 
 from ansible_collections.polyvirt.compute.plugins.module_utils._errors import MissingLibrary
@@ -29,9 +31,29 @@ def require_pycdlib():
     return pycdlib
 
 
-def file_name(vmid):
-    """A new name for every seed: a leftover of an earlier guest with this vmid is never overwritten or reused."""
-    return "%s%s-%s.iso" % (PREFIX, vmid, uuid.uuid4().hex[:8])
+NAME_RE = re.compile(r"polyvirt-seed-\d+-[0-9a-f]{6}-u([0-9a-f]{12})-n([0-9a-f]{12})\.iso")
+
+
+def digest(text):
+    return hashlib.sha256((text or "").encode("utf-8")).hexdigest()[:12]
+
+
+def file_name(vmid, user_data, network):
+    """A new name for every seed (a leftover of an earlier guest is never overwritten), with digests of what it carries.
+
+    PVE cannot give the ISO's content back through its API; the digests in the name tell a later task whether
+    its user-data is the one the guest was made with.
+    """
+    return "%s%s-%s-u%s-n%s.iso" % (PREFIX, vmid, uuid.uuid4().hex[:6], digest(user_data), digest(network))
+
+
+def digests(config):
+    """(user-data digest, network-config digest) of the seed attached in ``config``, or None."""
+    for value in config.values():
+        match = NAME_RE.search(str(value))
+        if match:
+            return match.group(1), match.group(2)
+    return None
 
 
 def meta_data(name):

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 """Proxmox guests: mapping to and from PVE config, the requests each verb makes, and the reconciler on FakePve."""
 
+import re
+
 import pytest
 
 from ansible_collections.polyvirt.compute.plugins.module_utils._args import INSTANCE_OPTIONS
@@ -307,7 +309,7 @@ def test_full_user_data_travels_in_a_seed_iso_in_place_of_the_pve_drive():
                        cloud_init={"user_data": {"runcmd": ["touch /run/marker"], "chpasswd": {"list": "root:" + SECRET}}, "network_config": None})
     assert result["changed"]
     (volid, image), = fake.uploads.items()
-    assert volid.startswith("local:iso/polyvirt-seed-102-") and volid.endswith(".iso")
+    assert re.match(r"^local:iso/polyvirt-seed-102-[0-9a-f]{6}-u[0-9a-f]{12}-n[0-9a-f]{12}\.iso$", volid)
     label, files = seed.read(image)
     assert label == "cidata" and sorted(files) == ["meta-data", "network-config", "user-data"]
     import yaml  # pylint: disable=import-outside-toplevel
@@ -320,6 +322,12 @@ def test_full_user_data_travels_in_a_seed_iso_in_place_of_the_pve_drive():
     config = fake.guests[102]["config"]
     assert config["ide2"] == volid + ",media=cdrom"  # in place of the template's cloud-init drive
     assert SECRET not in repr(public(result))
+    backend.forget()
+    same = reconcile(backend, image=None, ssh_keys=[KEY], networks=[{"name": "vmbr0", "ipv4": "10.0.0.5/24", "ipv4_gateway": "10.0.0.1"}],
+                     cloud_init={"user_data": {"runcmd": ["touch /run/marker"], "chpasswd": {"list": "root:" + SECRET}}, "network_config": None})
+    assert not same["changed"] and "warnings" not in same
+    other = reconcile(backend, image=None, cloud_init={"user_data": {"runcmd": ["true"]}, "network_config": None})
+    assert not other["changed"] and len(other["warnings"]) == 1 and "only reads it at first boot" in other["warnings"][0]
     reconcile(backend, state="absent")
     assert fake.uploads == {}  # the seed goes with the guest
 
