@@ -30,6 +30,12 @@ STOP = 1.0
 LB = 1.0            # LoadBalancer ingress address
 HELM_TIMEOUT = 600.0
 HELM_RETRY = 30.0
+# A failed release is retried no sooner than this, whatever the time scale: at --time-scale 0 it would otherwise
+# flap between Progressing and Failed in one settle, and a client could never read Ready=False (Flux shows it for 30 s).
+HELM_RETRY_MIN = 1.0
+# helm-controller sees a changed HelmRelease only after a moment; until then the application's Ready is the old one
+# (it has no observedGeneration), so a client reading Ready=True right after a change reads a stale one.
+PICKUP = 0.5
 SNAPSHOT = 1.0
 BACKUP = 2.0
 
@@ -212,6 +218,14 @@ class Controller:
         self.next_due = when if self.next_due is None else min(self.next_due, when)
         return False
 
+    def due_unscaled(self, uid, step, seconds):
+        """Like due(), for a floor that the time scale does not shrink."""
+        start = self.marks.setdefault((uid, step), time.time())
+        if time.time() - start >= seconds:
+            return True
+        self.next_due = start + seconds if self.next_due is None else min(self.next_due, start + seconds)
+        return False
+
     def elapsed(self, uid, step):
         return time.time() - self.marks.get((uid, step), time.time())
 
@@ -379,6 +393,9 @@ class Controller:
         version = cozystack.CHART_VERSIONS[self.api.version]
         action = "install" if rel["rev"] == 0 else "upgrade"
         busy = rel["state"] in ("progressing", "waiting")
+        if rel["state"] == "deployed" and rel["values"] != values and not self.due(uid, "pickup-%d" % rel["attempt"], PICKUP):
+            self.app_status(kind, app, rel, release, conds, version)  # the stale window: Ready still shows the last release
+            return
         if (busy and rel.get("target") != values) or (not busy and rel["values"] != values):
             # a new install/upgrade attempt (values changed, even in the middle of one)
             rel.update({"state": "progressing", "target": values})
@@ -403,7 +420,7 @@ class Controller:
                     rel.update({"state": "deployed", "values": values, "action": action,
                                 "message": "Helm %s succeeded for release %s/%s.v%d with chart %s@%s"
                                 % (action, ns, release, rel["rev"], chart, version)})
-        elif rel["state"] == "failed" and self.due(uid, "retry", HELM_RETRY):
+        elif rel["state"] == "failed" and self.due(uid, "retry", HELM_RETRY) and self.due_unscaled(uid, "retry", HELM_RETRY_MIN):
             # Flux RetryOnFailure: try again with the same values
             self.forget(uid, "retry")
             rel["values"] = None

@@ -307,3 +307,22 @@ def test_instance_info_lists_with_one_call_per_kind(sim):
     assert "labelSelector=tags.polyvirt.io%2Fteam-a" in transport.reads()[0][2] and len(transport.reads()) == 3
     for name in ("info1", "info2"):
         reconcile(sim, name=name, state="absent")
+
+
+def test_a_ready_seen_before_the_change_does_not_count():
+    """The application has no observedGeneration: right after a change its Ready=True is the last release's (emulated for 0.5 s x scale)."""
+    emulator = Emulator("--time-scale", "0.4")
+    try:
+        made, transport = reconcile(emulator, name="stale1", state="started", wait_timeout=60)
+        assert made["instance"]["state"] == "running"
+        before = hk.get_condition(emulator.admin("GET", apps("vminstances", "stale1")), "Ready")
+        changed, transport = reconcile(emulator, name="stale1", state="started", backend_options={"external_ports": [22, 8080]}, wait_timeout=60)
+        ready = hk.get_condition(changed["instance"]["backend_data"]["vminstance"], "Ready")
+        assert changed["changed"] and ready["status"] == "True" and ready["message"] != before["message"]  # a new release, not the stale one
+        watched = [request for request in transport.reads() if "watch=true" in request[2]]
+        assert watched, "the wait followed the change on a watch"
+        stopped, transport = reconcile(emulator, name="stale1", state="stopped", wait_timeout=60)
+        assert stopped["instance"]["state"] == "stopped"
+        reconcile(emulator, name="stale1", state="absent", wait_timeout=60)
+    finally:
+        emulator.stop()
