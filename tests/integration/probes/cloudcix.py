@@ -113,8 +113,7 @@ class Probe:
             networks.append({"network": None, "mac": None, "ipv4": ipv4[0]["address"] if ipv4 else None, "ipv6": ipv6[0]["address"] if ipv6 else None,
                              "nat": bool(ipv4 and ipv4[0].get("nat")), "public_ip": ipv4[0].get("public_ip") if ipv4 else None,
                              "gateway": bool(interface.get("gateway"))})
-        volumes = [volume for volume in self.all("storage/volumes/") if volume["state"] not in COPY_GONE
-                   and raw["id"] in ((volume.get("metadata") or {}).get("attached_instance_ids") or [])]
+        volumes = [volume for volume in self.all("storage/volumes/") if volume["state"] not in COPY_GONE and raw["id"] in served(volume)]
         snapshots = [item for item in self.all("compute/snapshots/", instance_id=raw["id"]) if item["state"] not in COPY_GONE]
         backups = [item for item in self.all("compute/backups/", instance_id=raw["id"]) if item["state"] not in COPY_GONE]
         hyperv = raw.get("type") == "hyperv"
@@ -160,7 +159,7 @@ class Probe:
         raw = found[0]
         names = dict((item["id"], item["name"]) for item in self._instances() if item["state"] not in GONE)
         metadata = raw.get("metadata") or {}
-        users = sorted(names.get(iid, "id %s" % iid) for iid in metadata.get("attached_instance_ids") or [])
+        users = sorted(names.get(iid, "id %s" % iid) for iid in served(raw))
         return {"exists": True, "name": name, "storage": raw["specs"][0]["sku_name"], "size_gib": raw["specs"][0]["quantity"],
                 "attached_to": users, "paths": dict((user, metadata.get("mount_path")) for user in users), "state": raw["state"]}
 
@@ -270,6 +269,11 @@ class Probe:
             "writes": sum(1 for entry in entries if entry["method"] in MUTATING) - len(login),
             "mark": self.mark(),
         }
+
+
+def served(volume):
+    """Ids of the instances a volume serves: ``contra_instances`` as CloudCIX reads it back."""
+    return [ref["id"] for ref in volume.get("contra_instances") or []]
 
 
 def main():

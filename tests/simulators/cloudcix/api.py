@@ -90,7 +90,7 @@ ROBOT = {
         'delete': ('deleting', 15), 'deleting': ('deleted', 15),
     },
 }
-BUILD_SECONDS = {'container': 30, 'virtual-machine': 90, 'hyperv': 300}
+BUILD_SECONDS = {'container': 30, 'virtual-machine': 90, 'vm': 90, 'hyperv': 300}
 # What a user may request (research section 3.2); setting the current state again is a no-op.
 USER_MAP = {
     'instance': {'running': ('stop', 'delete', 'update_running'), 'stopped': ('restart', 'delete', 'update_stopped'),
@@ -128,6 +128,13 @@ FILTERS = {
                 'manager_id': 'int', 'closed': 'bool', 'note': 'str', 'created': 'str', 'updated': 'str'},
 }
 NAMES = {'instance': 'Instance', 'snapshot': 'Snapshot', 'backup': 'Backup', 'volume': 'Volume', 'project': 'Project'}
+
+
+def _vm_alias(metadata):
+    """``metadata`` with ``instance_type`` ``virtual-machine`` written as ``vm``, the form reads give back."""
+    if isinstance(metadata, dict) and metadata.get('instance_type') == 'virtual-machine':
+        return dict(metadata, instance_type='vm')
+    return metadata
 
 
 def iso(ts):
@@ -554,12 +561,23 @@ class Simulator:
                     'region_id': 1, 'type': record[4], 'uri': '%s%d/' % (base, record[0])}
         out = {k: copy.deepcopy(v) for k, v in record.items() if not k.startswith('_') and k not in ('since', 'pending')}
         out['uri'] = '%s%d/' % (base, record['id'])
+        if kind == 'instance' and out.get('metadata', {}).get('instance_type') == 'virtual-machine':
+            out['metadata']['instance_type'] = 'vm'  # read back as container or vm (OpenAPI types, Go SDK)
+        if kind == 'volume':
+            # The read shape Terraform relies on: the instances a volume serves, and the one a Hyper-V volume belongs to.
+            ids = (record.get('metadata') or {}).get('attached_instance_ids') or ([record['instance_id']] if record.get('instance_id') else [])
+            out['contra_instances'] = [self._instance_ref(iid) for iid in ids]
+            out['instance'] = self._instance_ref(record['instance_id']) if record.get('instance_id') else None
         if kind in ('snapshot', 'backup'):
             inst = self.data['instance'].get(str(record['instance_id']))
             out['instance'] = {'id': record['instance_id'], 'name': inst['name'] if inst else None,
                                'state': inst['state'] if inst else None}
             del out['instance_id']
         return out
+
+    def _instance_ref(self, iid):
+        inst = self.data['instance'].get(str(iid))
+        return {'id': iid, 'name': inst['name'] if inst else None, 'state': inst['state'] if inst else None}
 
     # ------------------------------------------------------------------ create
     def _create(self, kind, service, data):
@@ -670,7 +688,7 @@ class Simulator:
         metadata = copy.deepcopy(metadata)
         if itype == 'lxd':
             metadata.setdefault('instance_type', 'container')
-            if metadata['instance_type'] not in ('container', 'virtual-machine'):
+            if metadata['instance_type'] not in ('container', 'virtual-machine', 'vm'):
                 raise field_error('%s_%s_125' % (service, method), 'metadata', 'The "instance_type" parameter is '
                                   'invalid. It must be "container" or "virtual-machine".')
             userdata = metadata.get('userdata')
@@ -748,7 +766,9 @@ class Simulator:
         if inst['state'] != 'running':
             raise field_error('%s_create_107' % service, 'instance_id', 'The "instance_id" parameter is invalid. The '
                               'instance must be running to take a %s (it is %s).' % (kind, inst['state']))
-        name = self._name(service, 'create', data, 'Compute %s' % NAMES[kind])
+        # Terraform's defaults: "Backup LXD" / "Backup HyperV"; snapshots keep the IaaS v3 default
+        default = ('Backup %s' % ('HyperV' if stype == 'hyperv' else 'LXD')) if kind == 'backup' else 'Compute %s' % NAMES[kind]
+        name = self._name(service, 'create', data, default)
         for other in self.data[kind].values():
             if other['instance_id'] == inst['id'] and other['name'] == name and other['state'] != 'deleted':
                 raise field_error('%s_create_108' % service, 'name', 'The "name" parameter is invalid. "name" is '
@@ -771,7 +791,7 @@ class Simulator:
             raise field_error('%s_create_105' % service, 'type', 'The "type" parameter is invalid. "type" must be one '
                               'of "cephfs" or "hyperv".')
         specs = self._volume_specs(service, 'create', vtype, data.get('specs'))
-        name = self._name(service, 'create', data, 'Volume')
+        name = self._name(service, 'create', data, 'Ceph' if vtype == 'cephfs' else 'Storage HyperV')  # Terraform's defaults
         record = self._base_record('volume', project['id'], name)
         record.update({'type': vtype, 'specs': specs, 'instance_id': None,
                        'metadata': {'mount_path': None, 'attached_instance_ids': []}})
@@ -877,7 +897,7 @@ class Simulator:
                                   'invalid. "grace_period" must be a non-negative integer number of hours.')
             updates['grace_period'] = grace
         spec_change = 'specs' in data and data['specs'] != record['specs']
-        meta_change = 'metadata' in data and data['metadata'] != record['metadata']
+        meta_change = 'metadata' in data and _vm_alias(data['metadata']) != _vm_alias(record['metadata'])
         iface_change = 'interfaces' in data and self._iface_shape(data['interfaces']) != self._iface_shape(
             record['interfaces'])
         if not (spec_change or meta_change or iface_change):

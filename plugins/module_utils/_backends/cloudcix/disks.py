@@ -42,8 +42,10 @@ class CloudcixDisks(Copies, Disks):
 
     def _names(self, natives, instance):
         """Instance id -> name for the instances these volumes mount on; one list read, only when another instance is involved."""
-        ids = set(iid for native in natives for iid in (native.get("metadata") or {}).get("attached_instance_ids") or [])
-        names = {instance["id"]: instance["name"]} if instance is not None else {}
+        names = dict((ref["id"], ref["name"]) for native in natives for ref in native.get("contra_instances") or [] if ref.get("name"))
+        ids = set(iid for native in natives for iid in attached_ids(native))
+        if instance is not None:
+            names[instance["id"]] = instance["name"]
         if ids - set(names):
             for item in self.client.list("compute/instances/", search={"project_id": self.backend.project_id}):
                 if item.get("state") not in INSTANCE_GONE:
@@ -52,7 +54,7 @@ class CloudcixDisks(Copies, Disks):
 
     def describe(self, native, names, instance=None):
         metadata = native.get("metadata") or {}
-        users = [names.get(iid, "id %s" % iid) for iid in metadata.get("attached_instance_ids") or []]
+        users = [names.get(iid, "id %s" % iid) for iid in attached_ids(native)]
         size = ((native.get("specs") or [{}])[0]).get("quantity")
         attached_to = instance["name"] if instance is not None and instance["name"] in users else (users[0] if users else None)
         return disk_result(native["name"], self.backend.name, size_gib=size, size_bytes=size * GIB if size else None, storage=_sku(native),
@@ -125,6 +127,13 @@ class CloudcixDisks(Copies, Disks):
             self.remove(disk["_native"], deadline)
         except NotFound:
             pass
+
+
+def attached_ids(native):
+    """The ids of the instances a volume is mounted on: ``contra_instances`` (the read shape), else ``metadata.attached_instance_ids``."""
+    if native.get("contra_instances") is not None:
+        return [ref["id"] for ref in native["contra_instances"]]
+    return list((native.get("metadata") or {}).get("attached_instance_ids") or [])
 
 
 def whole_gb(size_bytes):

@@ -135,7 +135,8 @@ def test_create_seed_instances(api, kind):
     if kind == 'hyperv_vm':
         assert running['metadata']['email'] == 'admin@example.com'
     else:
-        assert running['metadata']['instance_type'] == body['metadata']['instance_type']
+        # created as container or virtual-machine, read back as container or vm (OpenAPI types, Go SDK)
+        assert running['metadata']['instance_type'] == {'virtual-machine': 'vm'}.get(body['metadata']['instance_type'], 'container')
         assert running['metadata']['userdata'] == body['metadata']['userdata']
 
 
@@ -444,6 +445,7 @@ def test_volumes(api):
     assert mount.status_code == 200, mount.text
     mounted = api.wait(VOL, ceph['id'], 'running')
     assert mounted['metadata'] == {'mount_path': '/mnt/shared', 'attached_instance_ids': [lxd]}
+    assert [ref['id'] for ref in mounted['contra_instances']] == [lxd] and mounted['instance'] is None
     assert field_error(api.patch(path, {'metadata': {'attach_instance_ids': [win]}, 'state': 'update_running'}),
                        'metadata')
     api.patch(path, {'specs': [{'quantity': 1000, 'sku_name': 'CEPH_001'}], 'state': 'update_running'})
@@ -455,12 +457,20 @@ def test_volumes(api):
     assert field_error(api.post(VOL, {'project_id': 1, 'type': 'cephfs', 'specs': ssd}), 'specs')
     disk = api.create(VOL, {'project_id': 1, 'instance_id': win, 'name': 'extra', 'type': 'hyperv',
                             'specs': [{'quantity': 250, 'sku_name': 'SSD_001'}]})
-    assert disk['instance_id'] == win
+    assert disk['instance_id'] == win and disk['instance']['id'] == win and disk['contra_instances'][0]['id'] == win
     api.wait(VOL, disk['id'], 'running')
     assert api.patch(path, {'state': 'delete'}).status_code == 200
     assert api.wait(VOL, ceph['id'], 'deleted')['state'] == 'deleted'
     assert [v['id'] for v in api.get(VOL, params={'search[type]': 'hyperv', 'search[instance_id]': win}).json()[
         'content']] == [disk['id']]
+
+
+def test_default_names_of_backups_and_volumes(api):
+    # Terraform's defaults (the read shapes it relies on): "Backup LXD" / "Backup HyperV", "Ceph" / "Storage HyperV"
+    inst = api.create(INST, seed('lxd_container'))['id']
+    api.wait(INST, inst, 'running')
+    assert api.create('compute/backups/', {'project_id': 1, 'instance_id': inst, 'type': 'lxd'})['name'] == 'Backup LXD'
+    assert api.create(VOL, {'project_id': 1, 'type': 'cephfs', 'specs': [{'quantity': 5, 'sku_name': 'CEPH_001'}]})['name'] == 'Ceph'
 
 
 def test_interfaces_update(api):
