@@ -15,7 +15,7 @@ import re
 import time
 
 from .model import HOST_NAME, HyperVError
-from .pwsh import Checker, PSError, clixml_errors
+from .pwsh import Checker, PSError, clixml_errors, clixml_escape
 
 HEADER_RE = re.compile(r'^# polyvirt-hyperv: ([a-z_]+) ([A-Za-z0-9+/]*={0,2})$')
 B64_ARG_RE = re.compile(r"\[Convert\]::FromBase64String\(\s*'([^']*)'\s*\)", re.IGNORECASE)
@@ -323,6 +323,7 @@ class Engine:
             if failure is not None:
                 raise HyperVError(failure.get('message', 'The operation failed (injected fault).'))
             with host.lock:
+                host.warnings = []
                 stuck = [vm for vm in host.vms.values() if vm.get('stuck')]
                 for vm in stuck:
                     if vm['state'] == 'Stopping' and op != 'vm_stop' and args.get('name', '').lower() == vm['name'].lower() \
@@ -338,7 +339,16 @@ class Engine:
             out = {'ok': False, 'error': err.message, 'type': err.type_name}
             return Result(stdout=(json.dumps(out, ensure_ascii=False, separators=(',', ':')) + '\r\n').encode('utf-8'), rc=1)
         out = {'ok': True, 'result': result}
-        return Result(stdout=(json.dumps(out, ensure_ascii=False, separators=(',', ':')) + '\r\n').encode('utf-8'), rc=0)
+        return Result(stdout=(json.dumps(out, ensure_ascii=False, separators=(',', ':')) + '\r\n').encode('utf-8'),
+                      stderr=clixml_warnings(host.warnings), rc=0)
+
+
+def clixml_warnings(lines):
+    """Warnings as powershell.exe writes them to stderr over WinRS (a CLIXML ``warning`` string each); nothing when none."""
+    if not lines:
+        return b''
+    parts = ''.join('<S S="warning">%s</S>' % clixml_escape('WARNING: ' + line + '\r\n') for line in lines)
+    return ('#< CLIXML\r\n<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04">%s</Objs>' % parts).encode('utf-8')
 
 
 def clixml_text(message):

@@ -34,6 +34,8 @@ SWITCHES = [
     {'name': 'Default Switch', 'type': 'Internal', 'id': 'c08cb7b8-9b3c-408e-8e30-5e16a3aeb444', 'subnet': '172.20.16.'},
     {'name': 'External', 'type': 'External', 'id': '2f5a1c4e-0d9b-4c8e-9a43-7f3e5f3b1b01', 'subnet': '192.168.100.'},
 ]
+# What Start-VM on a running VM, Stop-VM on an Off one and Resume-VM on a running one write (Write-Warning).
+ALREADY = 'The virtual machine is already in the specified state.'
 BUSY_STATES = ('Starting', 'Stopping', 'Saving', 'Pausing', 'Resuming')
 
 
@@ -109,6 +111,7 @@ class Host:
         self.vms = {}       # id -> vm dict
         self.files = {}     # key(path) -> file dict
         self.counter = 0
+        self.warnings = []  # WARNING: lines of the operation running now (written to stderr as CLIXML)
         if state_file and os.path.exists(state_file):
             with open(state_file, encoding='utf-8') as handle:
                 data = json.load(handle)
@@ -399,6 +402,7 @@ class Host:
         vm = self.find_vm(args['name'], 'Start-VM')
         self.not_busy(vm, 'Start-VM')
         if vm['state'] == 'Running':
+            self.warnings.append(ALREADY)
             return self.vm_view(vm)
         if vm['state'] == 'Paused':
             raise self.wrong_state(vm, 'Start-VM')
@@ -442,6 +446,7 @@ class Host:
         if vm['state'] == 'Stopping' and mode == 'turnoff':
             vm['stuck'] = False
         elif vm['state'] == 'Off' or (vm['state'] == 'Saved' and mode == 'save'):
+            self.warnings.append(ALREADY)
             return self.vm_view(vm)
         else:
             self.not_busy(vm, 'Stop-VM')
@@ -497,6 +502,7 @@ class Host:
     def vm_resume(self, args):
         vm = self.find_vm(args['name'], 'Resume-VM')
         if vm['state'] == 'Running':
+            self.warnings.append(ALREADY)
             return self.vm_view(vm)
         if vm['state'] != 'Paused':
             raise self.wrong_state(vm, 'Resume-VM')
@@ -713,6 +719,11 @@ class Host:
         if vm['checkpoint_type'] == 'Disabled':
             raise HyperVError("Checkpoint operation failed for '%s'. Checkpoints are disabled for this virtual machine." % vm['name'],
                               cmdlet='Checkpoint-VM')
+        if len(args['checkpoint']) > 100:
+            raise HyperVError("Cannot validate argument on parameter 'SnapshotName'. The character length of the %d argument is too long. "
+                              'Shorten the character length of the argument so it is fewer than or equal to "100" characters, and then try '
+                              'the command again.' % len(args['checkpoint']), 'System.Management.Automation.ParameterBindingValidationException',
+                              'Checkpoint-VM')
         memory = vm['checkpoint_type'] == 'Standard' and vm['state'] in ('Running', 'Paused')
         config = {k: copy.deepcopy(vm[k]) for k in ('cpu', 'memory_startup', 'memory_minimum', 'memory_maximum', 'dynamic_memory',
                                                     'notes', 'nics', 'disks', 'secure_boot')}
@@ -746,12 +757,9 @@ class Host:
         for path in discarded:
             if not any(f.get('parent_path') and key(f['parent_path']) == key(path) for f in self.files.values()):
                 self.files.pop(key(path), None)
-        vm['state'] = cp['state']
-        if vm['state'] == 'Running':
-            vm['running_since'] = time.time()
-            vm['boot_at'] = time.monotonic()
-        else:
-            vm['running_since'] = vm['boot_at'] = None
+        # A standard checkpoint of a running VM holds its saved state: Hyper-V restores it Saved (Start-VM resumes it).
+        vm['state'] = 'Saved' if cp['state'] in ('Running', 'Paused') else cp['state']
+        vm['running_since'] = vm['boot_at'] = None
         vm['current_checkpoint'] = cp['id']
         return self.vm_view(vm)
 

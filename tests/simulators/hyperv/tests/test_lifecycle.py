@@ -132,8 +132,10 @@ def test_checkpoints_tree_restore_and_remove(client):
     tree = {c['name']: c['parent'] for c in client.ok('checkpoint_list', {'name': 'snap'})}
     assert tree == {'one': None, 'two': 'one', 'three': 'one'}
     back = client.ok('checkpoint_restore', {'name': 'snap', 'checkpoint': 'two'})
-    assert (back['state'], back['notes']) == ('Running', 'v2')  # a standard checkpoint keeps the running state
+    assert (back['state'], back['notes']) == ('Saved', 'v2')  # a standard checkpoint of a running VM restores its saved state
+    assert client.ok('vm_start', {'name': 'snap'})['state'] == 'Running'
     client.ok('vm_stop', {'name': 'snap', 'mode': 'turnoff'})
+    assert 'fewer than or equal to "100" characters' in client.fails('checkpoint_create', {'name': 'snap', 'checkpoint': 'x' * 101})
     result = client.ok('checkpoint_remove', {'name': 'snap', 'checkpoint': 'two'})
     assert [c['name'] for c in result['checkpoints']] == ['one', 'three']
     assert 'unable to find a checkpoint named "two"' in client.fails('checkpoint_restore', {'name': 'snap', 'checkpoint': 'two'})
@@ -273,3 +275,15 @@ def test_checkpoints_fork_avhdx_files(client):
     removed = client.ok('vm_remove', {'name': 'forky-clone', 'delete_disks': True})
     assert len(removed['deleted_files']) == 3
     assert all(client.ok('vhd_get', {'path': p}) is None for p in removed['deleted_files'])
+
+
+def test_already_in_the_state_is_a_warning_on_stderr(client):
+    client.ok('vm_create', {'name': 'warned', 'generation': 2, 'memory_startup': GB})
+    client.ok('vm_stop', {'name': 'warned'})
+    assert b'WARNING: The virtual machine is already in the specified state.' in client.last_stderr
+    client.ok('vm_start', {'name': 'warned'})
+    assert client.last_stderr == b''
+    for op in ('vm_start', 'vm_resume'):
+        client.ok(op, {'name': 'warned'})
+        assert b'<S S="warning">WARNING: The virtual machine is already in the specified state._x000D__x000A_</S>' in client.last_stderr
+    client.ok('vm_remove', {'name': 'warned'})
