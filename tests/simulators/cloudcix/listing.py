@@ -3,8 +3,12 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """CloudCIX list semantics: ``page``/``limit``/``order``/``search[...]``/``exclude[...]`` and ``_metadata``.
 
-Unknown search/exclude/order fields become *warnings* (the real API ignores them); a value that cannot be
-converted to the field's type is a 400 with the ``..._list_001`` error code.
+As CloudCIX's REST framework does (``validate_limit`` and its search filters): unknown search/exclude fields
+become *warnings*; a lookup the field's type does not support (``name__gt``) or a malformed range is
+skipped with a ``SearchFilterWarning``; an out-of-range or non-integer ``limit`` becomes 50 and a bad
+``page`` 0, silently; an ``order`` on anything but the documented fields (name, id, project_id, state; images
+also sku_name) falls back to the default silently. A value that cannot be converted to the field's type is
+a 400 with the ``..._list_001`` error code.
 """
 from __future__ import annotations
 
@@ -14,6 +18,14 @@ LOOKUPS = ('in', 'gt', 'gte', 'lt', 'lte', 'range', 'isnull', 'icontains', 'iexa
            'contains', 'exact', 'startswith', 'endswith')
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
+ORDER_FIELDS = ('name', 'id', 'project_id', 'state')
+# The lookups each field type supports; any other is skipped with a warning.
+TYPE_LOOKUPS = {
+    'int': ('', 'exact', 'in', 'gt', 'gte', 'lt', 'lte', 'range', 'isnull'),
+    'str': ('', 'exact', 'in', 'isnull', 'icontains', 'iexact', 'istartswith', 'iendswith', 'contains', 'startswith',
+            'endswith'),
+    'bool': ('', 'exact', 'isnull'),
+}
 _PARAM = re.compile(r'^(search|exclude)\[([^\]]+)\]$')
 
 
@@ -75,6 +87,13 @@ def _match(actual, lookup, raw, kind):
     return text == value  # iexact
 
 
+def _int_or(value, default):
+    try:
+        return int(str(value).strip()) if value is not None else default
+    except ValueError:
+        return default
+
+
 def apply(rows, query, fields, default_order='name'):
     """Filter, order and paginate.
 
@@ -98,6 +117,9 @@ def apply(rows, query, fields, default_order='name'):
         if field not in fields:
             warnings.append('Invalid %s field "%s" has been ignored.' % (mode, spec))
             continue
+        if lookup not in TYPE_LOOKUPS[fields[field]] or (lookup == 'range' and len(_split_list(raw)) != 2):
+            warnings.append('SearchFilterWarning: %s[%s] was skipped.' % (mode, spec))
+            continue
         filters.append((mode, field, lookup, raw))
     try:
         selected = []
@@ -115,24 +137,19 @@ def apply(rows, query, fields, default_order='name'):
 
     order = query.get('order') or default_order
     field = order[1:] if order.startswith('-') else order
-    if field not in fields:
-        warnings.append('Invalid order field "%s" has been ignored.' % order)
-        order, field = default_order, default_order.lstrip('-')
+    if field not in fields or field not in ORDER_FIELDS + (default_order.lstrip('-'),):
+        order, field = default_order, default_order.lstrip('-')  # silently, as the framework does
 
     def sort_key(pair):
         value = pair[0].get(field)
         return (value is None, value if value is not None else 0, pair[0].get('id') or 0)
     selected.sort(key=sort_key, reverse=order.startswith('-'))
 
-    try:
-        page = int(query.get('page', 0))
-        limit = int(query.get('limit', DEFAULT_LIMIT))
-    except ValueError as exc:
-        raise ListError('page and limit must be integers') from exc
-    if limit > MAX_LIMIT or limit < 1:
-        warnings.append('"limit" must be between 1 and %d; %d used.' % (MAX_LIMIT, min(max(limit, 1), MAX_LIMIT)))
-        limit = min(max(limit, 1), MAX_LIMIT)
-    page = max(page, 0)
+    page = _int_or(query.get('page'), 0)
+    limit = _int_or(query.get('limit'), DEFAULT_LIMIT)
+    if not 1 <= limit <= MAX_LIMIT:
+        limit = DEFAULT_LIMIT  # validate_limit: out of range -> the default, no error
+    page = page if page >= 0 else 0
     content = [c for _row, c in selected[page * limit:(page + 1) * limit]]
     metadata = {'page': page, 'limit': limit, 'order': order, 'total_records': len(selected), 'warnings': warnings}
     return content, metadata

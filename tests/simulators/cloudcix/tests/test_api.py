@@ -176,11 +176,20 @@ def test_list_pagination_order_search_exclude(api):
     by_project = api.get(INST, params=dict(base, **{'search[project__name]': 'polyvirt-sim'})).json()
     assert by_project['_metadata']['total_records'] == 5
     warned = api.get(INST, params=dict(base, **{'search[colour]': 'blue', 'order': 'colour'})).json()
-    assert warned['_metadata']['total_records'] == 5 and len(warned['_metadata']['warnings']) == 2
+    assert warned['_metadata']['total_records'] == 5 and len(warned['_metadata']['warnings']) == 1  # the order falls back silently
     assert warned['_metadata']['order'] == 'name'
+    # documented order fields only (name, id, project_id, state): -created falls back to name without a warning
+    created = api.get(INST, params=dict(base, order='-created')).json()['_metadata']
+    assert created['order'] == 'name' and created['warnings'] == []
+    # a lookup the field's type lacks, and a malformed range, are skipped with a SearchFilterWarning
+    skipped = api.get(INST, params=dict(base, **{'search[name__gt]': 'a', 'search[id__range]': '1'})).json()
+    assert skipped['_metadata']['total_records'] == 5
+    assert sorted(skipped['_metadata']['warnings']) == ['SearchFilterWarning: search[id__range] was skipped.',
+                                                        'SearchFilterWarning: search[name__gt] was skipped.']
     assert single_error(api.get(INST, params={'search[id]': 'abc'}), 400) == 'compute_instance_list_001'
-    clamped = api.get(INST, params={'limit': 1000}).json()['_metadata']
-    assert clamped['limit'] == 100 and clamped['warnings']
+    for limit in (1000, 0, 'x'):  # validate_limit: out of range or not a number -> 50, without an error
+        reset = api.get(INST, params={'limit': limit, 'page': 'y'}).json()['_metadata']
+        assert (reset['limit'], reset['page'], reset['warnings']) == (50, 0, [])
     for pk in ids:
         assert api.delete('%s%d/' % (INST, pk)).status_code in (204, 400)
 
