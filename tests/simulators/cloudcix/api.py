@@ -703,34 +703,53 @@ class Simulator:
         return metadata
 
     def _create_instance(self, service, data):
-        project = self._project(service, 'create', data)
+        # The framework validates every field and reports one error per invalid field, not only the first.
+        errors = {}
+
+        def check(call, *args):
+            try:
+                return call(*args)
+            except ApiError as exc:
+                if exc.status != 400 or 'errors' not in exc.body:
+                    raise
+                for field, error in exc.body['errors'].items():
+                    errors.setdefault(field, error)
+                return None
+
+        def fail(code, field, detail):
+            raise field_error('%s_create_%s' % (service, code), field, detail)
+
+        project = check(self._project, service, 'create', data)
         itype = data.get('type', 'lxd')
         if itype not in ('lxd', 'hyperv'):
-            raise field_error('%s_create_105' % service, 'type', 'The "type" parameter is invalid. "type" must be one '
-                              'of "lxd" or "hyperv".')
+            check(fail, '105', 'type', 'The "type" parameter is invalid. "type" must be one of "lxd" or "hyperv".')
+        metadata = specs = None
         if 'metadata' not in data:
-            raise field_error('%s_create_124' % service, 'metadata', 'The "metadata" parameter is invalid. '
-                              '"metadata" is required.')
-        metadata = self._validate_metadata(service, 'create', itype, data['metadata'])
+            check(fail, '124', 'metadata', 'The "metadata" parameter is invalid. "metadata" is required.')
+        elif itype in ('lxd', 'hyperv'):
+            metadata = check(self._validate_metadata, service, 'create', itype, data['metadata'])
         if 'specs' not in data:
-            raise field_error('%s_create_112' % service, 'specs', 'The "specs" parameter is invalid. "specs" is '
-                              'required.')
-        specs = self._specs(service, 'create', data['specs'])
-        name = self._name(service, 'create', data, 'LXD' if itype == 'lxd' else 'HyperV')
+            check(fail, '112', 'specs', 'The "specs" parameter is invalid. "specs" is required.')
+        else:
+            specs = check(self._specs, service, 'create', data['specs'])
+        name = check(self._name, service, 'create', data, 'LXD' if itype == 'lxd' else 'HyperV')
         for inst in self.data['instance'].values():
-            if inst['project_id'] == project['id'] and inst['name'] == name and inst['state'] != 'deleted':
-                raise field_error('%s_create_128' % service, 'name', 'The "name" parameter is invalid. "name" is '
-                                  'already in use for another instance within this Project.')
+            if project and name and inst['project_id'] == project['id'] and inst['name'] == name and inst['state'] != 'deleted':
+                check(fail, '128', 'name', 'The "name" parameter is invalid. "name" is already in use for another instance '
+                      'within this Project.')
+                break
         grace = data.get('grace_period', 168)
         if isinstance(grace, bool) or not isinstance(grace, int) or grace < 0:
-            raise field_error('%s_create_150' % service, 'grace_period', 'The "grace_period" parameter is invalid. '
-                              '"grace_period" must be a non-negative integer number of hours.')
-        if itype == 'hyperv':
+            check(fail, '150', 'grace_period', 'The "grace_period" parameter is invalid. "grace_period" must be a '
+                  'non-negative integer number of hours.')
+        if itype == 'hyperv' and specs:
             storage = sum(s['quantity'] for s in specs if self._family(s['sku_name']) == 'storage')
             if storage and storage < 32:
-                raise field_error('%s_create_116' % service, 'specs', 'The "specs" parameter is invalid. For '
-                                  'Windows instances, the minimum size of the primary drive is 32GB.')
-        interfaces = self._validate_interfaces(service, 'create', data.get('interfaces'), project['id'])
+                check(fail, '116', 'specs', 'The "specs" parameter is invalid. For Windows instances, the minimum size '
+                      'of the primary drive is 32GB.')
+        interfaces = check(self._validate_interfaces, service, 'create', data.get('interfaces'), project['id']) if project else None
+        if errors:
+            raise ApiError(400, {'errors': errors})
         record = self._base_record('instance', project['id'], name)
         record.update({'type': itype, 'grace_period': grace, 'metadata': metadata, 'specs': specs,
                        'interfaces': interfaces})

@@ -474,6 +474,15 @@ def test_volumes(api):
         'content']] == [disk['id']]
 
 
+def test_validation_reports_every_invalid_field(api):
+    body = seed('lxd_container', grace_period=-1)
+    body['name'] = ''
+    del body['specs']
+    errors = api.post(INST, body).json()['errors']
+    assert sorted(errors) == ['grace_period', 'name', 'specs']
+    assert errors['specs']['error_code'] == 'compute_instance_create_112'
+
+
 def test_default_names_of_backups_and_volumes(api):
     # Terraform's defaults (the read shapes it relies on): "Backup LXD" / "Backup HyperV", "Ceph" / "Storage HyperV"
     inst = api.create(INST, seed('lxd_container'))['id']
