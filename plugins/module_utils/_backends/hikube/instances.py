@@ -17,8 +17,9 @@ import re
 from ansible_collections.polyvirt.compute.plugins.module_utils._backends.base import LIVE, ON_RESTART, Instances
 from ansible_collections.polyvirt.compute.plugins.module_utils._backends.hikube.client import APPS, CORE, SUBRESOURCES, KubeAuthError, KubeExists
 from ansible_collections.polyvirt.compute.plugins.module_utils._cloud_init import CLOUD_CONFIG_HEADER, _yaml
-from ansible_collections.polyvirt.compute.plugins.module_utils._errors import Conflict, InvalidInput, OperationFailed, PolyvirtError, Unsupported
+from ansible_collections.polyvirt.compute.plugins.module_utils._errors import Conflict, InvalidInput, OperationFailed, PolyvirtError, Unsupported, WaitTimeout
 from ansible_collections.polyvirt.compute.plugins.module_utils._model import GIB, MIB, in_unit, instance_result, parse_size
+from ansible_collections.polyvirt.compute.plugins.module_utils._wait import Deadline, poll
 
 INSTANCE_PREFIX = "vm-instance-"
 DISK_PREFIX = "vm-disk-"
@@ -33,6 +34,8 @@ DESCRIPTION = "polyvirt.io/description"
 SYSTEM_DISK = "polyvirt.io/system-disk"  # on the VMInstance: the name of its system disk
 SYSTEM_DISK_OF = "polyvirt.io/system-disk-of"  # on a VMDisk this backend made: the instance it belongs to
 DEFAULT_STORAGE_CLASS = "replicated"
+# How long an object that the API says exists may stay unreadable (Cozystack serves reads from an informer cache).
+READ_LAG_SECONDS = 10
 FAILED_REASONS = ("InstallFailed", "UpgradeFailed")
 OPTION_TYPES = {"profile": str, "storage_class": str, "system_disk": str, "external": bool, "external_method": str, "external_ports": list}
 EXTERNAL_METHODS = ("PortList", "WholeIP")
@@ -468,7 +471,10 @@ class HikubeInstances(Instances):
         try:
             app = self.client.create(self.app_path(), body, timeout=deadline.remaining())
         except KubeExists:
-            raise Conflict("instance %s exists already" % spec["name"])  # another task's: the reconciler converges on it
+            # Another task's, or ours before a GET that Cozystack answered from a lagging informer cache: wait until a
+            # read shows it (briefly), so that the reconciler converges on it instead of failing.
+            self._readable(spec["name"], deadline)
+            raise Conflict("instance %s exists already" % spec["name"])
         except PolyvirtError:
             if made_disk:  # nothing half-made: the disk was only for this instance
                 self._delete_disk(disk_name, deadline)
@@ -478,6 +484,13 @@ class HikubeInstances(Instances):
             # default running: true would start the VM.
             app = self.client.patch(self.app_path(spec["name"]), {"spec": {"runStrategy": None, "running": False}}, timeout=deadline.remaining())
         return self.describe(app, self.client.get_or_none(self.disk_path(disk_name)))
+
+    def _readable(self, name, deadline):
+        lag = Deadline(min(READ_LAG_SECONDS, deadline.remaining()))
+        try:
+            poll(lambda: self.client.get_or_none(self.app_path(name)), lag, "instance %s to be readable" % name)
+        except WaitTimeout:
+            pass
 
     def _ensure_system_disk(self, spec, name, deadline):
         """Create the system disk first (the chart fails on a missing disk); an existing one is used as it is."""

@@ -326,3 +326,22 @@ def test_a_ready_seen_before_the_change_does_not_count():
         reconcile(emulator, name="stale1", state="absent", wait_timeout=60)
     finally:
         emulator.stop()
+
+
+def test_faults_fail_cleanly_and_a_rerun_converges(tmp_path):
+    # Reads that fail twice are retried; a create whose GET lags behind converges on a re-run; an unschedulable VM times out
+    # with what is known, and the new instance is removed again.
+    emulator = Emulator("--fault", "error:verb=get,resource=vminstances,name=flaky1,code=503,count=2", "--fault", "read-lag:seconds=2",
+                        "--fault", "unschedulable:vm=stuck1")
+    try:
+        flaky, transport = reconcile(emulator, name="flaky1")
+        assert flaky["changed"] and [request[0] for request in transport.requests[:3]] == ["GET", "GET", "GET"]
+        lagging, transport = reconcile(emulator, name="flaky1")  # within the lag: the GET says 404, the create says exists
+        assert not lagging["changed"] and lagging["instance"]["name"] == "flaky1"
+        with pytest.raises(PolyvirtError) as caught:
+            reconcile(emulator, name="stuck1", state="started", wait_timeout=4)
+        assert "timed out after 4 s waiting for instance stuck1 to run" in caught.value.message
+        assert caught.value.result["changed"] is True
+        assert emulator.admin("GET", apps("vminstances", "stuck1")) is None and emulator.admin("GET", apps("vmdisks", "stuck1-system")) is None
+    finally:
+        emulator.stop()
