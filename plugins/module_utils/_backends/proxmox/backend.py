@@ -9,7 +9,8 @@ from ansible_collections.polyvirt.compute.plugins.module_utils._backends.base im
 from ansible_collections.polyvirt.compute.plugins.module_utils._backends.proxmox.client import ProxmoxClient
 from ansible_collections.polyvirt.compute.plugins.module_utils._errors import InvalidInput
 
-_COMMON = ("instance.disk_size", "instance.tags", "instance.description", "instance.networks.ipv4_gateway", "wait_for.ip", "snapshot.description")
+_COMMON = ("instance.disk_size", "instance.tags", "instance.description", "instance.networks.ipv4_gateway", "wait_for.ip", "snapshot.description",
+           "clone", "clone.linked", "clone.target")
 QEMU_FEATURES = frozenset(_COMMON + ("instance.paused", "instance.cloud_init", "instance.ssh_keys", "wait_for.cloud_init", "snapshot.stateful"))
 LXC_FEATURES = frozenset(_COMMON)
 
@@ -26,11 +27,15 @@ class ProxmoxBackend(Backend):
         "instance.disk_size": "boot disk (QEMU) or `rootfs` (LXC), grow only",
         "instance.tags": "PVE tags",
         "instance.networks.ipv4_gateway": "`ipconfigN` gw (QEMU), `netN` gw (LXC)",
-        "instance.cloud_init": "QEMU: `ssh_keys` as `sshkeys`, `networks` as `ipconfigN`; other user-data not yet (seed ISO pending); LXC refused",
+        "instance.cloud_init": "QEMU: a NoCloud seed ISO uploaded through the API in place of PVE's cloud-init drive (`ssh_keys` alone: "
+                               "`sshkeys`); LXC refused",
         "instance.ssh_keys": "QEMU `sshkeys` (compared decoded)",
         "wait_for.ip": "QEMU guest agent (`agent: 1`), LXC `interfaces`",
         "wait_for.cloud_init": "guest agent `exec` of `cloud-init status --wait` (QEMU)",
         "snapshot.stateful": "QEMU `vmstate`",
+        "clone": "PVE clone (full), then the instance options in the same task",
+        "clone.linked": "from templates only (PVE links to a template's base disks); refused otherwise before any change",
+        "clone.target": "a cluster node; PVE refuses guests on local storage",
     }
 
     def __init__(self, settings):

@@ -330,6 +330,10 @@ class ProxmoxInstances(Instances):
             entry = self._clone_template(spec, deadline)
         else:
             entry = self._create_container(spec, deadline)
+        return self._configure_new(entry, spec, deadline)
+
+    def _configure_new(self, entry, spec, deadline):
+        """The rest of ``spec`` on a guest this task made (in the same task); a guest that cannot take it is removed again."""
         self.backend.forget()
         created = self._read(entry)
         try:
@@ -401,17 +405,51 @@ class ProxmoxInstances(Instances):
     def _clone_template(self, spec, deadline):
         template = self._template(spec["image"])
         node = self.backend.target_node(template["node"])
+        return self._copy(template, spec, node, spec["backend_options"].get("clone") != "linked", None, deadline)
+
+    def _copy(self, source, spec, node, full, snapshot, deadline):
+        """PVE's clone of guest ``source`` to a new vmid on ``node`` (sent to the source's node, as PVE requires)."""
         options = spec["backend_options"]
-        params = {"name": spec["name"], "full": options.get("clone") != "linked"}
-        if node != template["node"]:
+        params = {"name" if source["type"] == "qemu" else "hostname": spec["name"], "full": full}
+        if node != source["node"]:
             params["target"] = node
-        if options.get("storage") and params["full"]:
+        if options.get("storage") and full:
             params["storage"] = options["storage"]
         if spec["description"] is not None:
             params["description"] = spec["description"]
-        path = guest_path(template) + "/clone"
+        if snapshot:
+            params["snapname"] = snapshot
+        path = guest_path(source) + "/clone"
         vmid, _task = self._allocate(spec, deadline, lambda vmid: self.client.run("POST", path, deadline, newid=vmid, **params))
-        return {"vmid": vmid, "node": node, "type": "qemu", "name": spec["name"], "status": "stopped"}
+        return {"vmid": vmid, "node": node, "type": source["type"], "name": spec["name"], "status": "stopped"}
+
+    # -- clones ---------------------------------------------------------------------------------
+
+    def check_clone(self, source, spec, clone):
+        entry = source["_native"]["entry"]
+        if clone["mode"] == "linked":
+            if not entry.get("template"):
+                raise Unsupported("mode=linked clones is not supported by the proxmox backend from %s, which is not a template (PVE links clones "
+                                  "to a template's base disks only; make it a template, or clone it full)" % source["name"])
+            if clone["snapshot"]:
+                raise InvalidInput("snapshot cannot be combined with mode=linked on Proxmox VE (a template has no snapshots to clone from)")
+            if spec["backend_options"].get("storage"):
+                raise InvalidInput("backend_options.storage cannot be set with mode=linked (a linked clone stays on the template's storage)")
+        if clone["target"]:
+            names = [item["node"] for item in self.backend.nodes()]
+            if clone["target"] not in names:
+                raise InvalidInput("target %s is not a node of this Proxmox VE cluster (nodes: %s)" % (clone["target"], ", ".join(sorted(names))))
+        if needs_seed(dict(spec, type=source["type"])):
+            seed.require_pycdlib()
+            self._iso_storage(clone["target"] or entry["node"], spec)
+        if spec["networks"]:
+            self._bridges(clone["target"] or entry["node"], spec["networks"])
+
+    def clone(self, source, spec, clone, deadline):
+        entry = source["_native"]["entry"]
+        spec = dict(spec, type=source["type"])  # a clone is what its source is
+        made = self._copy(entry, spec, clone["target"] or entry["node"], clone["mode"] != "linked", clone["snapshot"], deadline)
+        return self._configure_new(made, spec, deadline)
 
     def _create_container(self, spec, deadline):
         node = self.backend.target_node()

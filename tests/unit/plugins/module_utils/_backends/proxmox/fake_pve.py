@@ -221,13 +221,14 @@ class FakePve:
         vmid = int(params["newid"])
         self._take(vmid)
         config = dict((key, value) for key, value in source["config"].items() if key != "template")
-        config["name"] = params["name"]
+        key = "name" if source["type"] == "qemu" else "hostname"
+        name = config[key] = params[key]
         config["net0"] = re.sub(r"=BC:24:11:[0-9A-F:]+", "=BC:24:11:AA:%02X:%02X" % (vmid // 256, vmid % 256), config["net0"])
         if params.get("description") is not None:
             config["description"] = params["description"]
-        self.guests[vmid] = {"vmid": vmid, "node": params.get("target", source["node"]), "type": "qemu", "name": params["name"], "status": "stopped",
+        self.guests[vmid] = {"vmid": vmid, "node": params.get("target", source["node"]), "type": source["type"], "name": name, "status": "stopped",
                              "config": config, "pending": {}, "snapshots": {}, "paused": False}
-        return self._upid("qmclone", source)
+        return self._upid("qmclone" if source["type"] == "qemu" else "vzclone", source)
 
     def _create(self, node, kind, params):
         vmid = int(params.pop("vmid"))

@@ -453,3 +453,54 @@ def test_warnings_of_tasks_are_kept_in_backend_data():
 
 def test_deadline_is_used_by_power_waits():
     assert pve.shutdown_timeout(Deadline(60)) in (54, 55) and pve.shutdown_timeout(Deadline(2)) == 1
+
+
+# -- clones ---------------------------------------------------------------------------------------------
+
+
+def clone_module(backend, check_mode=False, **overrides):
+    from ansible_collections.polyvirt.compute.plugins.module_utils._reconcile.clone import CloneReconciler  # pylint: disable=import-outside-toplevel
+
+    values = dict(params(image=None, source="web1", name="copy1"), mode="full", snapshot=None, target=None)
+    values.update(overrides)
+    return CloneReconciler(backend, values, check_mode=check_mode, diff_mode=True).run()
+
+
+def test_clone_a_vm_and_configure_it_in_the_same_task_once():
+    backend, fake = connect()
+    result = clone_module(backend, cpus=3, tags=["copy"])
+    assert result["cloned"] and result["instance"]["cpus"] == 3 and result["instance"]["tags"] == ["copy"]
+    method, path, sent = fake.mutating()[0]
+    assert (method, path) == ("POST", "nodes/pve/qemu/100/clone") and sent["full"] is True and sent["name"] == "copy1"
+    backend.forget()
+    del fake.requests[:]
+    again = clone_module(backend, cpus=3, tags=["copy"])
+    assert not again["changed"] and not again["cloned"] and fake.mutating() == []
+
+
+def test_clone_from_a_snapshot_and_a_container_clone():
+    backend, fake = connect()
+    clone_module(backend, snapshot="snap0")
+    assert fake.mutating()[0][2]["snapname"] == "snap0"
+    clone_module(backend, source="ct1", name="ct-copy")
+    sent = [request for request in fake.mutating() if request[1] == "nodes/pve/lxc/101/clone"][0][2]
+    assert sent["hostname"] == "ct-copy" and "name" not in sent
+
+
+@pytest.mark.parametrize("overrides, text", [
+    ({"mode": "linked"}, "mode=linked clones is not supported by the proxmox backend from web1, which is not a template"),
+    ({"target": "pve9"}, "target pve9 is not a node of this Proxmox VE cluster (nodes: pve)"),
+    ({"source": "debian-12-cloud", "mode": "linked", "backend_options": {"storage": "local-lvm"}}, "backend_options.storage cannot be set"),
+])
+def test_clones_pve_cannot_make_are_refused_before_any_change(overrides, text):
+    backend, fake = connect()
+    with pytest.raises(InvalidInput) as caught:
+        clone_module(backend, **overrides)
+    assert text in caught.value.message
+    assert fake.mutating() == []
+
+
+def test_a_linked_clone_of_a_template():
+    backend, fake = connect()
+    result = clone_module(backend, source="debian-12-cloud", mode="linked")
+    assert result["cloned"] and fake.mutating()[0][2]["full"] is False
