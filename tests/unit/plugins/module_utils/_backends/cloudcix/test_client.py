@@ -78,7 +78,7 @@ def test_an_expired_token_is_renewed_once(sim):
     client.read("project/1/")
     sim.offset += 3 * 3600  # past the token's 2 hours
     assert client.read("project/1/")["id"] == 1
-    assert [entry for entry in sim.requests()][-3:] == [("GET", "/project/1/", 401), ("POST", "/auth/login/", 201), ("GET", "/project/1/", 200)]
+    assert sim.requests()[-3:] == [("GET", "/project/1/", 401), ("POST", "/auth/login/", 201), ("GET", "/project/1/", 200)]
 
 
 def test_a_token_refused_twice_is_an_auth_error(sim, monkeypatch):
