@@ -10,7 +10,7 @@ from ansible_collections.polyvirt.compute.plugins.module_utils._backends.proxmox
 from ansible_collections.polyvirt.compute.plugins.module_utils._errors import InvalidInput
 
 _COMMON = ("instance.disk_size", "instance.tags", "instance.description", "instance.networks.ipv4_gateway", "wait_for.ip", "snapshot.description",
-           "clone", "clone.linked", "clone.target")
+           "clone", "clone.linked", "clone.target", "backup.mode", "backup.storage")
 QEMU_FEATURES = frozenset(_COMMON + ("instance.paused", "instance.cloud_init", "instance.ssh_keys", "wait_for.cloud_init", "snapshot.stateful"))
 LXC_FEATURES = frozenset(_COMMON)
 
@@ -18,7 +18,7 @@ LXC_FEATURES = frozenset(_COMMON)
 class ProxmoxBackend(Backend):
     name = "proxmox"
     default_type = "vm"
-    parts = ("instances", "snapshots")
+    parts = ("instances", "snapshots", "backups")
     features = {"vm": QEMU_FEATURES, "container": LXC_FEATURES}
     notes = {
         "instance.vm": "QEMU; `image` is a template (name or vmid), cloned and configured in the same task",
@@ -33,6 +33,10 @@ class ProxmoxBackend(Backend):
         "wait_for.ip": "QEMU guest agent (`agent: 1`), LXC `interfaces`",
         "wait_for.cloud_init": "guest agent `exec` of `cloud-init status --wait` (QEMU)",
         "snapshot.stateful": "QEMU `vmstate`",
+        "backup": "vzdump archives on a backup storage, found again by the name kept in their notes",
+        "backup.export": "PVE's API cannot hand an archive to the client",
+        "backup.mode": "vzdump `snapshot`, `suspend`, `stop`",
+        "backup.storage": "a storage with `backup` content (default: the node's first)",
         "clone": "PVE clone (full), then the instance options in the same task",
         "clone.linked": "from templates only (PVE links to a template's base disks); refused otherwise before any change",
         "clone.target": "a cluster node; PVE refuses guests on local storage",
@@ -59,9 +63,13 @@ class ProxmoxBackend(Backend):
             from ansible_collections.polyvirt.compute.plugins.module_utils._backends.proxmox.instances import ProxmoxInstances
 
             return ProxmoxInstances(self)
-        from ansible_collections.polyvirt.compute.plugins.module_utils._backends.proxmox.snapshots import ProxmoxSnapshots
+        if name == "snapshots":
+            from ansible_collections.polyvirt.compute.plugins.module_utils._backends.proxmox.snapshots import ProxmoxSnapshots
 
-        return ProxmoxSnapshots(self)
+            return ProxmoxSnapshots(self)
+        from ansible_collections.polyvirt.compute.plugins.module_utils._backends.proxmox.backups import ProxmoxBackups
+
+        return ProxmoxBackups(self)
 
     def close(self):
         self.client.close()

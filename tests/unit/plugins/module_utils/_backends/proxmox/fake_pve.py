@@ -51,6 +51,10 @@ class FakePve:
         self.task_exits = {}
         self.taken = set()  # vmids another client takes between nextid and create
         self.uploads = {}  # volid -> bytes of the uploaded ISO images
+        # vzdump archives: volid -> content item, plus the config it holds
+        self.backups = {"local:backup/vzdump-qemu-100-2025_11_24-16_00_00.vma.zst": {
+            "volid": "local:backup/vzdump-qemu-100-2025_11_24-16_00_00.vma.zst", "content": "backup", "vmid": 100, "ctime": 1764000000,
+            "size": 1 << 20, "subtype": "qemu", "notes": "polyvirt:b0", "_config": copy.deepcopy(WEB1["config"])}}
         self._pids = itertools.count(1000)
 
     def install(self, client):
@@ -102,13 +106,22 @@ class FakePve:
                             {"storage": "local-lvm", "content": "images,rootdir", "active": 1, "enabled": 1}]
                 return [item for item in storages if not params.get("content") or params["content"] in item["content"]]
             if len(rest) == 3 and rest[0] == "storage" and rest[2] == "content":
+                if params.get("content") == "backup":
+                    return [dict((key, value) for key, value in item.items() if not key.startswith("_")) for item in self.backups.values()
+                            if item["volid"].startswith(rest[1] + ":") and item["vmid"] == params.get("vmid", item["vmid"])]
                 return [{"volid": OSTEMPLATE, "content": "vztmpl"}] if rest[1] == "local" else []
+            if rest == ["vzdump"]:
+                return self._vzdump(params)
             if len(rest) == 3 and rest[0] == "storage" and rest[2] == "upload":
                 volid = "%s:iso/%s" % (rest[1], params["filename"].name)
                 self.uploads[volid] = params["filename"].getvalue()
                 return self._upid("imgcopy", None)
             if len(rest) == 4 and rest[0] == "storage" and rest[2] == "content" and method == "DELETE":
-                self.uploads.pop(unquote(rest[3]))
+                volid = unquote(rest[3])
+                if volid not in self.uploads and volid not in self.backups:
+                    raise _Fail(500, "volume '%s' does not exist" % volid)
+                self.uploads.pop(volid, None)
+                self.backups.pop(volid, None)
                 return self._upid("imgdel", None)
             if rest[0] == "tasks":
                 return self._task(unquote(rest[1]), rest[2])
@@ -230,7 +243,33 @@ class FakePve:
                              "config": config, "pending": {}, "snapshots": {}, "paused": False}
         return self._upid("qmclone" if source["type"] == "qemu" else "vzclone", source)
 
+    def _vzdump(self, params):
+        guest = self.guests[int(params["vmid"])]
+        stamp = 1764000100 + len(self.backups)
+        volid = "%s:backup/vzdump-%s-%d-%d.vma.zst" % (params["storage"], guest["type"], guest["vmid"], stamp)
+        self.backups[volid] = {"volid": volid, "content": "backup", "vmid": guest["vmid"], "ctime": stamp, "size": 1 << 20, "subtype": guest["type"],
+                               "notes": params.get("notes-template", "{{guestname}}").replace("{{guestname}}", guest["name"]),
+                               "_config": copy.deepcopy(guest["config"]), "_mode": params.get("mode")}
+        return self._upid("vzdump", guest)
+
+    def _restore(self, node, kind, params):
+        backup = self.backups[params.get("archive") or params["ostemplate"]]
+        vmid = int(params["vmid"])
+        if vmid in self.guests and not params.get("force"):
+            raise _Fail(500, "unable to restore VM %d - VM %d already exists on node '%s'" % (vmid, vmid, node))
+        if vmid in self.guests and self.guests[vmid]["status"] == "running":
+            raise _Fail(500, "unable to restore VM %d - VM is running" % vmid)
+        config = copy.deepcopy(backup["_config"])
+        key = "name" if kind == "qemu" else "hostname"
+        if params.get(key):
+            config[key] = params[key]
+        self.guests[vmid] = {"vmid": vmid, "node": node, "type": kind, "name": config[key], "status": "stopped", "config": config, "pending": {},
+                             "snapshots": {}, "paused": False}
+        return self._upid("qmrestore" if kind == "qemu" else "vzrestore", self.guests[vmid])
+
     def _create(self, node, kind, params):
+        if params.get("archive") or params.get("restore"):
+            return self._restore(node, kind, params)
         vmid = int(params.pop("vmid"))
         self._take(vmid)
         config = dict(params)

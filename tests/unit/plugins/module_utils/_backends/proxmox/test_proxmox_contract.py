@@ -20,13 +20,13 @@ from ansible_collections.polyvirt.compute.tests.unit.plugins.module_utils._backe
 
 
 class ProxmoxCase:
-    """Proxmox VE: ProxmoxClient.request answered by FakePve (web1: a running QEMU VM with snapshot snap0)."""
+    """Proxmox VE: ProxmoxClient.request answered by FakePve (web1: a running QEMU VM with snapshot snap0 and backup b0)."""
 
     backend_class = ProxmoxBackend
     secrets = (SECRET,)
     instance = "web1"
     snapshot = "snap0"
-    backup = None
+    backup = "b0"
     disk = None
     storage = "local-lvm"
     image = "debian-12-cloud"
