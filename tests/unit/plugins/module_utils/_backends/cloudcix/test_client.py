@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import pytest
 
+from ansible_collections.polyvirt.compute.plugins.module_utils._args import resolve_connection
 from ansible_collections.polyvirt.compute.plugins.module_utils._backends.cloudcix import client as cloudcix_client
+from ansible_collections.polyvirt.compute.plugins.module_utils._backends.cloudcix.backend import CloudcixBackend
 from ansible_collections.polyvirt.compute.plugins.module_utils._backends.cloudcix.client import (
     ApiConflict,
     ApiInvalid,
@@ -153,3 +155,12 @@ def test_an_unreachable_api_is_named(sim):
     sim.stop()
     with pytest.raises(BackendUnavailable, match="CloudCIX is not reachable at http://127.0.0.1:%d/" % port):
         connect(sim).read("project/1/", deadline=Deadline(1))
+
+
+def test_connection_keys_come_from_the_environment_too(sim, monkeypatch):
+    for key, value in (("API_URL", sim.url), ("EMAIL", EMAIL), ("PASSWORD", PASSWORD), ("API_KEY", API_KEY), ("PROJECT_ID", "1")):
+        monkeypatch.setenv("POLYVIRT_CLOUDCIX_" + key, value)
+    settings, secrets = resolve_connection("cloudcix", {})
+    assert sorted(secrets) == sorted([PASSWORD, API_KEY])
+    backend = CloudcixBackend(settings)
+    assert backend.project_id == 1 and backend.client.read("project/1/")["id"] == 1
