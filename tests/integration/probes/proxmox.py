@@ -121,7 +121,10 @@ class Probe:
         found = []
         for storage in self.api().nodes(entry["node"]).storage.get(content="backup"):
             for item in self.api().nodes(entry["node"]).storage(storage["storage"]).content.get(content="backup", vmid=entry["vmid"]):
-                found.append({"name": (item.get("notes") or item["volid"]).strip(), "created_at": iso(item.get("ctime"))})
+                notes = (item.get("notes") or "").strip()
+                # The driver keeps a backup's name in its notes as "polyvirt:<name>"; other backups go by their file name.
+                name = notes[len("polyvirt:"):] if notes.startswith("polyvirt:") else item["volid"].split("/")[-1]
+                found.append({"name": name, "created_at": iso(item.get("ctime"))})
         return sorted(found, key=lambda item: item["created_at"] or "")
 
     def instances(self, prefix):
