@@ -179,8 +179,8 @@ class HyperVClient:
         if self._shell is None:
             self._connect()
         protocol = self._protocol
-        command = self._call(protocol.run_command, self._shell, "powershell.exe", ["-NoProfile", "-NonInteractive", "-EncodedCommand",
-                                                                                  encode(BOOTSTRAP)])
+        arguments = ["-NoProfile", "-NonInteractive", "-EncodedCommand", encode(BOOTSTRAP)]
+        command = self._call(protocol.run_command, self._shell, "powershell.exe", arguments)
         self.scripts_run += 1
         try:
             self._call(protocol.send_command_input, self._shell, command, script.encode("utf-8"), end=True)

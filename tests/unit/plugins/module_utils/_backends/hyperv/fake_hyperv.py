@@ -99,7 +99,8 @@ class FakeProtocol:
             result = self.engine.run(script, ["-noprofile", "-noninteractive"], user_is_admin=True, from_stdin=True)
             return result.stdout, result.stderr, result.rc
         try:
-            out = {"ok": True, "result": getattr(self.host, op)(args)}
+            with self.host.lock:  # the model's long operations release it while they sleep, as under the emulator's engine
+                out = {"ok": True, "result": getattr(self.host, op)(args)}
             code = 0
         except HyperVError as err:
             out = {"ok": False, "error": err.message, "type": err.type_name}
