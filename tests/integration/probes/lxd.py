@@ -79,7 +79,8 @@ class Probe:
         return json.loads(proc.stdout) if proc.stdout.strip() else None
 
     def instance(self, name):
-        raw = self.query("/1.0/instances/%s" % name, missing_ok=True)
+        # recursion=1: one read that carries the snapshots and backups too
+        raw = self.query("/1.0/instances/%s?recursion=1" % name, missing_ok=True)
         if raw is None:
             return {"exists": False, "name": name}
         config = raw.get("expanded_config") or {}
@@ -93,8 +94,8 @@ class Probe:
         disks = [{"name": d["source"], "path": d.get("path")} for _, d in sorted(devices.items())
                  if d.get("type") == "disk" and d.get("pool") and d.get("source") and d.get("path") != "/"]
         tags = read_tags(config.get("user.polyvirt.tags"))  # the driver's home for tags: LXD has none of its own
-        snapshots = self.query("/1.0/instances/%s/snapshots?recursion=1" % name) or []
-        backups = self.query("/1.0/instances/%s/backups?recursion=1" % name) or []
+        snapshots = raw.get("snapshots") or []
+        backups = raw.get("backups") or []
         return {
             "exists": True,
             "name": raw["name"],
@@ -246,8 +247,7 @@ class Probe:
         records = []
         with open(log) as f:
             for index, line in enumerate(f):
-                line = line.strip()
-                if not line.startswith("{"):
+                if "Handling API request" not in line:
                     continue
                 try:
                     event = json.loads(line)
@@ -266,20 +266,26 @@ class Probe:
         log, pidfile = self._journal_files()
         if proc is None and not os.path.exists(pidfile):
             raise SystemExit("the journal is not running (journal start)")
-        token = uuid.uuid4().hex
+        token = "polyvirt-journal=" + uuid.uuid4().hex
         deadline = time.monotonic() + SENTINEL_TIMEOUT
         sent = 0.0
-        while time.monotonic() < deadline:
-            # LXD promises no delivery of events: send again each second rather than wait on a lost one.
-            if time.monotonic() - sent > 1:
-                lxd_get("/1.0?polyvirt-journal=%s" % token)
-                sent = time.monotonic()
-            for record in self._records():
-                if token in record["path"]:
-                    return record["ts"]
-            if proc is not None and proc.poll() is not None:
-                raise SystemExit("lxc monitor exited with %s" % proc.returncode)
-            time.sleep(0.01)  # polls the file for the sentinel; the deadline above bounds it
+        with open(log) as f:
+            f.seek(0, os.SEEK_END)
+            pending = ""
+            while time.monotonic() < deadline:
+                # LXD promises no delivery of events: send again each second rather than wait on a lost one.
+                if time.monotonic() - sent > 1:
+                    lxd_get("/1.0?" + token)
+                    sent = time.monotonic()
+                pending += f.read()
+                lines = pending.split("\n")
+                pending = lines.pop()  # a line lxc is still writing
+                for line in lines:
+                    if token in line:
+                        return timestamp_ns(json.loads(line)["timestamp"])
+                if proc is not None and proc.poll() is not None:
+                    raise SystemExit("lxc monitor exited with %s" % proc.returncode)
+                time.sleep(0.005)  # polls the file for the sentinel; the deadline above bounds it
         raise SystemExit("the journal did not see its sentinel within %d s" % SENTINEL_TIMEOUT)
 
 
