@@ -21,7 +21,9 @@ from ansible_collections.polyvirt.compute.plugins.module_utils._model import GIB
 from ansible_collections.polyvirt.compute.plugins.module_utils._net import is_global
 from ansible_collections.polyvirt.compute.plugins.module_utils._wait import Deadline, poll
 
-STATES = {"Running": "running", "Off": "stopped", "Saved": "stopped", "Paused": "paused"}
+# A VM in Stopping still runs (a guest that ignores the shutdown stays there): state=stopped must act on it, and
+# force turns it off, so a re-run after a stuck shutdown converges instead of reading "pending" and doing nothing.
+STATES = {"Running": "running", "Stopping": "running", "Off": "stopped", "Saved": "stopped", "Paused": "paused"}
 BUSY = ("Starting", "Stopping", "Saving", "Pausing", "Resuming", "Reset", "Merging", "Exporting")
 # Characters a VM name cannot hold: Get-VM -Name reads * ? [ ] as wildcards, and the name is a folder and a file name.
 NAME_BAD = set('*?[]:"<>|')

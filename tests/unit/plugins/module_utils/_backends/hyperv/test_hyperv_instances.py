@@ -348,3 +348,17 @@ def test_clone_from_a_checkpoint_restores_the_copy_never_the_source(world):
     assert result["actions"] == ["clone instance c2 from src/s1"]
     assert (world.vm("c2")["cpu"], world.vm("c2")["state"]) == (2, "Off")
     assert (world.vm("src")["cpu"], world.vm("src")["state"]) == (3, "Running")
+
+
+def test_a_guest_stuck_in_stopping_fails_clearly_and_force_turns_it_off():
+    world = World(faults=["stuck-stopping:vm=web1,seconds=0"])
+    world.task(name="web1", image=BASE)
+    with pytest.raises(PolyvirtError) as failure:
+        world.task(name="web1", state="stopped")
+    assert "Failed to stop instance web1 on hyperv: Failed to shut down the virtual machine 'web1'" in failure.value.message
+    assert world.vm("web1")["state"] == "Stopping"
+    with pytest.raises(PolyvirtError) as failure:
+        world.task(name="web1", state="stopped")  # not silently "pending": Hyper-V's reason, and no change
+    assert "current state (Stopping)" in failure.value.message
+    result, ops = world.task(name="web1", state="stopped", force=True)
+    assert writes(ops) == ["vm_stop", "vm_stop"] and result["instance"]["state"] == "stopped" and world.vm("web1")["state"] == "Off"
