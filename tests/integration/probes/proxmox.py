@@ -106,7 +106,7 @@ class Probe:
             "type": "container" if entry["type"] == "lxc" else "vm",
             "state": state,
             "cpus": cpus,
-            "memory_mib": int(str(config.get("memory", 512)).replace("current=", "").split(",")[0]),
+            "memory_mib": int(str(config.get("memory", 512)).replace("current=", "").split(",", maxsplit=1)[0]),
             "disk_gib": gib(config.get(root)) if root and config.get(root) else None,
             "tags": sorted(tag for tag in re.split(r"[;,\s]+", config.get("tags", "")) if tag),
             "description": config.get("description") or "",

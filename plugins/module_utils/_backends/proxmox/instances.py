@@ -565,7 +565,8 @@ class ProxmoxInstances(Instances):
             pass  # gone already: the goal is reached
         # PVE never frees ISO images with a guest (they are shared content): its seed ISO goes here.
         node = native["entry"]["node"]
-        self._delete_seeds([(node, str(value).split(",")[0]) for value in (native.get("config") or {}).values() if seed.PREFIX in str(value)], deadline)
+        seeds = [str(value).split(",", maxsplit=1)[0] for value in (native.get("config") or {}).values() if seed.PREFIX in str(value)]
+        self._delete_seeds([(node, volid) for volid in seeds], deadline)
         self.backend.forget()
 
     # -- waiting --------------------------------------------------------------------------------

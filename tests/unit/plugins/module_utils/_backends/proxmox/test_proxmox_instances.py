@@ -308,7 +308,8 @@ def test_full_user_data_travels_in_a_seed_iso_in_place_of_the_pve_drive():
     result = reconcile(backend, ssh_keys=[KEY], networks=[{"name": "vmbr0", "ipv4": "10.0.0.5/24", "ipv4_gateway": "10.0.0.1"}],
                        cloud_init={"user_data": {"runcmd": ["touch /run/marker"], "chpasswd": {"list": "root:" + SECRET}}, "network_config": None})
     assert result["changed"]
-    (volid, image), = fake.uploads.items()
+    assert len(fake.uploads) == 1
+    volid, image = list(fake.uploads.items())[0]
     assert re.match(r"^local:iso/polyvirt-seed-102-[0-9a-f]{6}-u[0-9a-f]{12}-n[0-9a-f]{12}\.iso$", volid)
     label, files = seed.read(image)
     assert label == "cidata" and sorted(files) == ["meta-data", "network-config", "user-data"]
