@@ -117,7 +117,7 @@ class Probe:
             "cpus": cpus,
             "memory_mib": memory,
             "disk_gib": gib(size) if size else None,
-            "tags": sorted(key.split("/", 1)[1] for key in labels if key.startswith("tags.polyvirt.io/")),
+            "tags": read_tags(app["metadata"].get("annotations") or {}, labels),
             "description": (app["metadata"].get("annotations") or {}).get("polyvirt.io/description") or "",
             "networks": networks,
             "disks": [{"name": disk, "path": self._device(name, disk)} for disk in disks[1:]],
@@ -207,6 +207,13 @@ class Probe:
             "writes": sum(1 for e in entries if e["method"] in MUTATING),
             "mark": entries[-1]["index"] + 1 if entries else mark,
         }
+
+
+def read_tags(annotations, labels):
+    """The driver's home for tags: the annotation polyvirt.io/tags (a JSON list: a tag may be no label name), else the tag labels."""
+    if annotations.get("polyvirt.io/tags"):
+        return sorted(json.loads(annotations["polyvirt.io/tags"]))
+    return sorted(key.split("/", 1)[1] for key in labels if key.startswith("tags.polyvirt.io/"))
 
 
 def size_bytes(text):
