@@ -129,6 +129,38 @@ OPS = {
 }
 
 
+# Cmdlet parameters that carry an operation's argument: when the argument is given, the call the operation
+# needs must pass exactly $a.<key> (directly or through splatting), so a typo ($a.nmae), a units change
+# ($a.memory_startup * 1mb) or swapped keys is refused instead of answered as if right.
+ARG_PARAMS = {
+    'Get-VM': {'Name': 'name'},
+    'New-VM': {'Name': 'name', 'Generation': 'generation', 'MemoryStartupBytes': 'memory_startup', 'SwitchName': 'switch', 'Path': 'path',
+               'VHDPath': 'vhd_path'},
+    'Set-VMProcessor': {'Count': 'cpu'},
+    'Set-VMMemory': {'StartupBytes': 'memory_startup', 'MinimumBytes': 'memory_minimum', 'MaximumBytes': 'memory_maximum',
+                     'DynamicMemoryEnabled': 'dynamic_memory'},
+    'Set-VM': {'Notes': 'notes', 'CheckpointType': 'checkpoint_type'},
+    'Set-VMFirmware': {'SecureBootTemplate': 'secure_boot_template'},
+    'Rename-VM': {'NewName': 'new_name'},
+    'Wait-VM': {'Timeout': 'timeout'},
+    'New-VHD': {'Path': 'path', 'SizeBytes': 'size', 'ParentPath': 'parent_path'},
+    'Resize-VHD': {'Path': 'path', 'SizeBytes': 'size'},
+    'Get-VHD': {'Path': 'path'},
+    'Add-VMHardDiskDrive': {'Path': 'path', 'ControllerType': 'controller_type', 'ControllerNumber': 'controller_number',
+                            'ControllerLocation': 'controller_location'},
+    'Add-VMNetworkAdapter': {'Name': 'nic', 'SwitchName': 'switch', 'StaticMacAddress': 'mac'},
+    'Remove-VMNetworkAdapter': {'Name': 'nic'},
+    'Connect-VMNetworkAdapter': {'SwitchName': 'switch'},
+    'Set-VMNetworkAdapterVlan': {'VlanId': 'vlan_id'},
+    'Checkpoint-VM': {'SnapshotName': 'checkpoint'},
+    'Restore-VMSnapshot': {'Name': 'checkpoint'},
+    'Remove-VMSnapshot': {'Name': 'checkpoint'},
+    'Export-VM': {'Path': 'path'},
+    'Import-VM': {'Path': 'path', 'VirtualMachinePath': 'vm_path', 'VhdDestinationPath': 'vhd_path'},
+}
+ARG_VALUE_RE = re.compile(r'^\(*\s*\$a\.([A-Za-z_][A-Za-z0-9_]*)\s*\)*$', re.IGNORECASE)
+
+
 def script_operation(script):
     """The operation a script's header line names, or None when the script has no header."""
     match = HEADER_RE.match(script.split('\n', 1)[0].rstrip('\r'))
@@ -267,11 +299,28 @@ class Engine:
             if not any(self.calls_with(parsed, cmdlet, params) for cmdlet, params in alternatives):
                 wanted = ' or '.join('%s%s' % (c, ''.join(' -' + p for p in ps)) for c, ps in alternatives)
                 raise contract_error("operation '%s' with these arguments must call %s" % (op, wanted))
+            if not any(self.calls_with(parsed, cmdlet, params, args) for cmdlet, params in alternatives):
+                wanted = ' or '.join('%s%s' % (c, ''.join(' -%s %s' % (p, self.expected(c, p, args) or '...') for p in ps)) for c, ps in alternatives)
+                raise contract_error("operation '%s' must pass its arguments as they are: %s" % (op, wanted))
         return op, args
 
     @staticmethod
-    def calls_with(parsed, cmdlet, params):
-        return any(all(p in call.params for p in params) for call in parsed.calls_to(cmdlet))
+    def expected(cmdlet, param, args):
+        key = ARG_PARAMS.get(cmdlet, {}).get(param)
+        return '$a.%s' % key if key is not None and args.get(key) is not None else None
+
+    @classmethod
+    def calls_with(cls, parsed, cmdlet, params, args=None):
+        for call in parsed.calls_to(cmdlet):
+            if not all(p in call.params for p in params):
+                continue
+            if args is not None:
+                wanted = dict((p, cls.expected(cmdlet, p, args)) for p in params)
+                given = dict((p, ARG_VALUE_RE.match((call.values.get(p) or '').strip())) for p in params)
+                if any(value and (given[p] is None or '$a.' + given[p].group(1).lower() != value.lower()) for p, value in wanted.items()):
+                    continue
+            return True
+        return False
 
     @staticmethod
     def check_interpolation(parsed, args, b64):

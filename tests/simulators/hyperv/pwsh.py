@@ -157,11 +157,12 @@ class CmdletTable:
 class Call:
     """One command of a parsed script: the canonical cmdlet (or function) and its named parameters."""
 
-    def __init__(self, name, cmdlet, params, node):
+    def __init__(self, name, cmdlet, params, node, values=None):
         self.name = name
         self.cmdlet = cmdlet
         self.params = params
         self.node = node
+        self.values = values or {}  # parameter -> the text of its value (None for a switch), splatted ones included
 
 
 class Script:
@@ -255,6 +256,38 @@ def _splat_keys(tree):
     return keys
 
 
+def _splat_values(tree):
+    """The value text of each splatted key: ``{variable: {Key: text}}`` (the last assignment wins, as it would at run time)."""
+    values = {}
+    for node in _walk(tree.root_node):
+        if node.type == 'hash_entry':
+            name = next((c for c in node.children if c.type == 'key_expression'), None)
+            value = next((c for c in node.children if c.type == 'pipeline'), None)
+            owner = node.parent
+            while owner is not None and owner.type != 'assignment_expression':
+                owner = owner.parent
+            if name is not None and value is not None and owner is not None:
+                target = owner.children[0].text.decode('utf-8').strip()
+                if re.match(r'^\$[A-Za-z_][A-Za-z0-9_]*$', target):
+                    values.setdefault(target[1:].lower(), {})[name.text.decode('utf-8').strip('\'"')] = value.text.decode('utf-8')
+        elif node.type == 'assignment_expression' and node.children:
+            target = node.children[0].text.decode('utf-8').strip()
+            match = re.match(r'^\$([A-Za-z_][A-Za-z0-9_]*)(?:\.([A-Za-z_][A-Za-z0-9_]*)|\[\s*[\'"]([A-Za-z_][A-Za-z0-9_]*)[\'"]\s*\])$', target)
+            if match:
+                values.setdefault(match.group(1).lower(), {})[match.group(2) or match.group(3)] = node.children[-1].text.decode('utf-8')
+    return values
+
+
+def _argument_after(element):
+    """The text of the argument that follows a ``-Parameter`` element (``-P value`` or ``-P:value``), or None for a switch."""
+    sibling = element.next_sibling
+    while sibling is not None and sibling.type == 'command_argument_sep':
+        sibling = sibling.next_sibling
+    if sibling is None or sibling.type == 'command_parameter':
+        return None
+    return sibling.text.decode('utf-8')
+
+
 class Checker:
     """Parses scripts and checks their commands against the cmdlet table."""
 
@@ -275,6 +308,7 @@ class Checker:
                     if child.type == 'function_name':
                         functions.add(child.text.decode('utf-8').lower())
         splats = _splat_keys(tree)
+        splat_values = _splat_values(tree)
         calls = []
         for node in _walk(tree.root_node):
             if node.type != 'command':
@@ -296,16 +330,21 @@ class Checker:
             params = {}
             elements = node.child_by_field_name('command_elements')
             given_params = []
+            given_values = {}
             for element in (elements.children if elements is not None else []):
                 if element.type == 'command_parameter':
                     match = _PARAM_RE.match(element.text.decode('utf-8'))
                     if match:
                         given_params.append((match.group(1), element))
+                        given_values[element] = _argument_after(element)
                     continue
                 for inner in _walk(element):
                     word = inner.text.decode('utf-8')
                     if inner.type == 'variable' and word.startswith('@'):
-                        given_params.extend((k, inner) for k in dict.fromkeys(splats.get(word[1:].lower(), ())))
+                        for k in dict.fromkeys(splats.get(word[1:].lower(), ())):
+                            given_params.append((k, inner))
+                            given_values[(inner, k)] = splat_values.get(word[1:].lower(), {}).get(k)
+            values = {}
             for given, element in given_params:
                 try:
                     param = self.table.bind(cmdlet, given)
@@ -327,11 +366,12 @@ class Checker:
                         % param, 'InvalidArgument', 'ParameterBindingException', fqid='ParameterAlreadyBound,%s' % self.table.class_name(cmdlet),
                         command=cmdlet, position=_position(lines, element))
                 params[param] = element
+                values[param] = given_values.get(element, given_values.get((element, given)))
             for group in self.table.exclusive.get(cmdlet.lower(), ()):
                 if len([p for p in group if p in params]) > 1:
                     raise PSError(
                         'Parameter set cannot be resolved using the specified named parameters.', 'InvalidArgument',
                         'ParameterBindingException', fqid='AmbiguousParameterSet,%s' % self.table.class_name(cmdlet), command=cmdlet,
                         position=_position(lines, node))
-            calls.append(Call(name, cmdlet, params, node))
+            calls.append(Call(name, cmdlet, params, node, values))
         return Script(text, tree, calls)

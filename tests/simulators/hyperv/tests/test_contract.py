@@ -202,3 +202,22 @@ def test_parameters_of_different_sets(sim):
     rc, _out, err = run_ps(sim, 'Stop-VM -Name x -Save -TurnOff')
     assert rc == 1
     assert err.startswith('Stop-VM : Parameter set cannot be resolved using the specified named parameters.')
+
+
+def test_mapped_parameters_must_carry_the_argument_itself(client):
+    # Answered as if right before: a key typo, a units change, swapped keys (research/simulator_fidelity.md).
+    args = {'name': 'body-check', 'memory_startup': 2 * 1024 ** 3, 'memory_maximum': 4 * 1024 ** 3}
+    bodies = {
+        'units': '    Set-VMMemory -VMName $a.name -StartupBytes ($a.memory_startup * 1mb) -MaximumBytes $a.memory_maximum\n    $r = $null',
+        'swapped': '    Set-VMMemory -VMName $a.name -StartupBytes $a.memory_maximum -MaximumBytes $a.memory_startup\n    $r = $null',
+    }
+    for label, body in bodies.items():
+        err = stderr_of(client, scripts.build('vm_set', args, body=body))
+        assert 'must pass its arguments as they are: Set-VMMemory -StartupBytes $a.memory_startup' in err, label
+    err = stderr_of(client, scripts.build('vm_get', {'name': 'body-check'}, body='    $r = Get-VM -Name $a.nmae'))
+    assert 'must pass its arguments as they are: Get-VM -Name $a.name' in err
+    splatted = '    $p = @{ Name = $a.nmae; Generation = $a.generation; MemoryStartupBytes = $a.memory_startup }\n    New-VM @p -NoVHD\n    $r = $null'
+    err = stderr_of(client, scripts.build('vm_create', {'name': 'body-check', 'generation': 2, 'memory_startup': 1024 ** 3}, body=splatted))
+    assert 'must pass its arguments as they are: New-VM -Name $a.name' in err
+    rc, doc = client.call('vm_set', {'name': 'nobody', 'cpu': 2}, body='    Set-VMProcessor -VMName $a.name -Count ($a.cpu)\n    $r = $null')
+    assert 'unable to find a virtual machine' in doc['error']  # a parenthesised $a.<key> is the argument itself
