@@ -161,6 +161,96 @@ ARG_PARAMS = {
 ARG_VALUE_RE = re.compile(r'^\(*\s*\$a\.([A-Za-z_][A-Za-z0-9_]*)\s*\)*$', re.IGNORECASE)
 
 
+def _truthy(value):
+    """PowerShell's truth: $null, $false, 0, '' and empty arrays are false."""
+    return value not in (None, False, 0, '', [])
+
+
+def _same(value, literal):
+    low = literal.lower()
+    if low in ('$true', '$false'):
+        return value is (low == '$true')
+    if literal[0] in '\'"':
+        return value is not None and str(value).lower() == literal[1:-1].lower()
+    return value == int(literal)
+
+
+def evaluate(condition, args):
+    """True or False for the condition forms scripts use on their arguments; None when it depends on anything else."""
+    text = condition.strip()
+    while text.startswith('(') and text.endswith(')'):
+        text = text[1:-1].strip()
+    if text.lower() in ('$true', '$false'):
+        return text.lower() == '$true'
+    match = re.match(r'^\$a\.(\w+)$', text, re.I)
+    if match:
+        return _truthy(args.get(match.group(1)))
+    match = re.match(r'^(?:-not\s+|!\s*)\(?\$a\.(\w+)\)?$', text, re.I)
+    if match:
+        return not _truthy(args.get(match.group(1)))
+    match = re.match(r'^\$null\s+-(ne|eq)\s+\$a\.(\w+)$', text, re.I) or re.match(r'^\$a\.(\w+)\s+-(ne|eq)\s+\$null$', text, re.I)
+    if match:
+        operator, key = (match.group(1), match.group(2)) if text.lower().startswith('$null') else (match.group(2), match.group(1))
+        return (args.get(key) is None) == (operator.lower() == 'eq')
+    match = re.match(r"^\$a\.(\w+)\s+-eq\s+(\$true|\$false|'[^']*'|-?\d+)$", text, re.I)
+    if match:
+        return _same(args.get(match.group(1)), match.group(2))
+    return None
+
+
+def reachable(node, args):
+    """Whether ``node`` sits only in branches that run for ``args`` (an unknown condition counts as running)."""
+    child, parent = node, node.parent
+    while parent is not None:
+        if child.type == 'statement_block':
+            if parent.type == 'if_statement' and not _if_takes(parent, 'if', args):
+                return False
+            if parent.type == 'elseif_clause' and not _if_takes(parent.parent.parent, parent, args):
+                return False
+            if parent.type == 'else_clause' and not _if_takes(parent.parent, 'else', args):
+                return False
+            if parent.type == 'switch_clause' and not _switch_takes(parent, args):
+                return False
+        child, parent = parent, parent.parent
+    return True
+
+
+def _if_takes(statement, branch, args):
+    """Whether ``branch`` ('if', an elseif_clause node, 'else') of an if_statement runs; True when a condition is unknown."""
+    clauses = [('if', next(c for c in statement.children if c.type == 'pipeline'))]
+    for part in statement.children:
+        if part.type == 'elseif_clauses':
+            clauses.extend((clause, next(c for c in clause.children if c.type == 'pipeline')) for clause in part.children if clause.type == 'elseif_clause')
+    for name, condition in clauses:
+        result = evaluate(condition.text.decode('utf-8'), args)
+        if result is None:
+            return True
+        if result:
+            return name == branch or (branch != 'else' and name is branch)
+    return branch == 'else'
+
+
+def _switch_takes(clause, args):
+    statement = clause.parent
+    while statement is not None and statement.type != 'switch_statement':
+        statement = statement.parent
+    condition = next((c for c in statement.children if c.type == 'switch_condition'), None)
+    match = re.match(r'^\(\s*\$a\.(\w+)\s*\)$', condition.text.decode('utf-8').strip()) if condition is not None else None
+    if match is None:
+        return True
+    value = args.get(match.group(1))
+    labels = []
+    for other in clause.parent.children:
+        if other.type == 'switch_clause':
+            label = next(c for c in other.children if c.type == 'switch_clause_condition').text.decode('utf-8').strip()
+            labels.append((other, label))
+    literal = dict(labels)[clause]
+    matches = [node for node, label in labels if label.lower() != 'default' and str(value).lower() == label.strip('\'"').lower()]
+    if literal.lower() == 'default':
+        return not matches
+    return clause in matches
+
+
 def script_operation(script):
     """The operation a script's header line names, or None when the script has no header."""
     match = HEADER_RE.match(script.split('\n', 1)[0].rstrip('\r'))
@@ -301,7 +391,7 @@ class Engine:
                 raise contract_error("operation '%s' with these arguments must call %s" % (op, wanted))
             if not any(self.calls_with(parsed, cmdlet, params, args) for cmdlet, params in alternatives):
                 wanted = ' or '.join('%s%s' % (c, ''.join(' -%s %s' % (p, self.expected(c, p, args) or '...') for p in ps)) for c, ps in alternatives)
-                raise contract_error("operation '%s' must pass its arguments as they are: %s" % (op, wanted))
+                raise contract_error("operation '%s' must pass its arguments as they are, in a branch that runs for them: %s" % (op, wanted))
         return op, args
 
     @staticmethod
@@ -315,6 +405,8 @@ class Engine:
             if not all(p in call.params for p in params):
                 continue
             if args is not None:
+                if not reachable(call.node, args):
+                    continue
                 wanted = dict((p, cls.expected(cmdlet, p, args)) for p in params)
                 given = dict((p, ARG_VALUE_RE.match((call.values.get(p) or '').strip())) for p in params)
                 if any(value and (given[p] is None or '$a.' + given[p].group(1).lower() != value.lower()) for p, value in wanted.items()):

@@ -213,11 +213,27 @@ def test_mapped_parameters_must_carry_the_argument_itself(client):
     }
     for label, body in bodies.items():
         err = stderr_of(client, scripts.build('vm_set', args, body=body))
-        assert 'must pass its arguments as they are: Set-VMMemory -StartupBytes $a.memory_startup' in err, label
+        assert 'must pass its arguments as they are, in a branch that runs for them: Set-VMMemory -StartupBytes $a.memory_startup' in err, label
     err = stderr_of(client, scripts.build('vm_get', {'name': 'body-check'}, body='    $r = Get-VM -Name $a.nmae'))
-    assert 'must pass its arguments as they are: Get-VM -Name $a.name' in err
+    assert 'must pass its arguments as they are, in a branch that runs for them: Get-VM -Name $a.name' in err
     splatted = '    $p = @{ Name = $a.nmae; Generation = $a.generation; MemoryStartupBytes = $a.memory_startup }\n    New-VM @p -NoVHD\n    $r = $null'
     err = stderr_of(client, scripts.build('vm_create', {'name': 'body-check', 'generation': 2, 'memory_startup': 1024 ** 3}, body=splatted))
-    assert 'must pass its arguments as they are: New-VM -Name $a.name' in err
+    assert 'must pass its arguments as they are, in a branch that runs for them: New-VM -Name $a.name' in err
     rc, doc = client.call('vm_set', {'name': 'nobody', 'cpu': 2}, body='    Set-VMProcessor -VMName $a.name -Count ($a.cpu)\n    $r = $null')
     assert 'unable to find a virtual machine' in doc['error']  # a parenthesised $a.<key> is the argument itself
+
+
+def test_the_needed_call_must_sit_in_the_branch_that_runs(client):
+    swapped = ("    switch ($a.mode) {\n        'force' { Stop-VM -Name $a.name -TurnOff }\n        'turnoff' { Stop-VM -Name $a.name -Force }\n"
+               "        default { Stop-VM -Name $a.name }\n    }\n    $r = $null")
+    err = stderr_of(client, scripts.build('vm_stop', {'name': 'branchy', 'mode': 'turnoff'}, body=swapped))
+    assert 'in a branch that runs for them: Stop-VM -TurnOff' in err
+    dead = '    if ($false) { Set-VMProcessor -VMName $a.name -Count $a.cpu }\n    $r = $null'
+    assert 'in a branch that runs for them: Set-VMProcessor -Count $a.cpu' in stderr_of(client, scripts.build('vm_set', {'name': 'b', 'cpu': 2}, body=dead))
+    unset = '    if ($null -eq $a.cpu) { Set-VMProcessor -VMName $a.name -Count $a.cpu }\n    $r = $null'
+    assert 'in a branch that runs for them' in stderr_of(client, scripts.build('vm_set', {'name': 'b', 'cpu': 2}, body=unset))
+    otherwise = ("    if ($a.vhd_path) { $vm = New-VM -Name $a.name -Generation $a.generation -MemoryStartupBytes $a.memory_startup -NoVHD }\n"
+                 "    else { $vm = New-VM -Name $a.name -Generation $a.generation -MemoryStartupBytes $a.memory_startup -VHDPath $a.vhd_path }\n"
+                 "    $r = $null")
+    args = {'name': 'b', 'generation': 2, 'memory_startup': 1024 ** 3, 'vhd_path': 'C:\\x.vhdx'}
+    assert 'in a branch that runs for them: New-VM -Name $a.name' in stderr_of(client, scripts.build('vm_create', args, body=otherwise))
