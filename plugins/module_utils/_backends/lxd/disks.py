@@ -49,7 +49,7 @@ class LxdDisks(Disks):
         return None if native is None else self.describe(pool, native, instance)
 
     def describe(self, pool, native, instance=None):
-        users = _volume_instances(native)
+        users = sorted(_volume_instances(native))  # LXD lists users in no fixed order
         path = None
         if instance is not None and instance["name"] in users:
             device = _volume_device(_native(instance).get("expanded_devices") or {}, pool, native["name"])
