@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 
 from ansible_collections.polyvirt.compute.plugins.module_utils._backends.base import Instances
+from ansible_collections.polyvirt.compute.plugins.module_utils._backends.cloudcix.client import ApiInvalid
 from ansible_collections.polyvirt.compute.plugins.module_utils._diff import project
 from ansible_collections.polyvirt.compute.plugins.module_utils._errors import Conflict, InvalidInput, NotFound, OperationFailed, Unsupported
 from ansible_collections.polyvirt.compute.plugins.module_utils._model import MIB, format_size, instance_result
@@ -229,7 +230,13 @@ class CloudcixInstances(Instances):
         }
         if spec["backend_options"].get("grace_period") is not None:
             body["grace_period"] = spec["backend_options"]["grace_period"]
-        native = self.client.write("POST", "compute/instances/", body, deadline=deadline)
+        try:
+            native = self.client.write("POST", "compute/instances/", body, deadline=deadline)
+        except ApiInvalid as exc:
+            if "already in use" in str((exc.errors.get("name") or {}).get("detail", "")):
+                # Another task made it since our read: the reconciler converges on that one.
+                raise Conflict("instance %s was created by someone else meanwhile: %s" % (spec["name"], exc.message))
+            raise
         self._created.add(native["id"])
         native = self._wait_state(native, ("running",), deadline, "instance %s to be built" % spec["name"])
         if spec["state"] not in ("started", "restarted"):

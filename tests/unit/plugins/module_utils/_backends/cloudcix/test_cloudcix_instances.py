@@ -11,6 +11,7 @@ import copy
 import pytest
 
 from ansible_collections.polyvirt.compute.plugins.module_utils._args import INSTANCE_OPTIONS
+from ansible_collections.polyvirt.compute.plugins.module_utils._backends.cloudcix.instances import CloudcixInstances
 from ansible_collections.polyvirt.compute.plugins.module_utils._errors import PolyvirtError
 from ansible_collections.polyvirt.compute.plugins.module_utils._reconcile.instance import InstanceReconciler, list_instances
 from ansible_collections.polyvirt.compute.tests.unit.plugins.module_utils._backends.cloudcix.sim import LoopbackSimulator
@@ -187,6 +188,26 @@ def test_grace_period_zero_deletes_at_once(sim):
     result, calls = run(sim, name="d2", state="absent", backend_options={"grace_period": 0})
     assert result["changed"] and [call[:2] for call in writes(calls)] == [("DELETE", "/compute/instances/1/")]
     assert sim.record("instance", "d2")["state"] in ("deleting", "deleted")
+
+
+def test_a_create_that_loses_the_race_converges_on_the_winner(sim, monkeypatch):
+    real_get = CloudcixInstances.get
+    calls = []
+
+    def get_twice_none(self, name, runtime=False):
+        calls.append(name)
+        if len(calls) == 1:  # our first read saw nothing; another task creates it before our POST
+            sim.backend().client.write("POST", "compute/instances/", {
+                "project_id": 1, "name": name, "type": "lxd", "metadata": {"instance_type": "virtual-machine"},
+                "specs": [{"sku_name": "RAM_001", "quantity": 1}, {"sku_name": "vCPU_001", "quantity": 1},
+                          {"sku_name": "SSD_001", "quantity": 10}, {"sku_name": "UBUNTU2404", "quantity": 1}]})
+            return None
+        return real_get(self, name, runtime)
+
+    monkeypatch.setattr(CloudcixInstances, "get", get_twice_none)
+    result, _calls = run(sim, name="race1", image="UBUNTU2404")
+    assert not result.get("failed") and result["instance"]["state"] == "running"
+    assert len([record for record in sim.sim.data["instance"].values() if record["name"] == "race1"]) == 1
 
 
 def test_duplicate_names_are_refused_listing_the_ids(sim):
