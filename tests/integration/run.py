@@ -80,11 +80,11 @@ def probe_argv(name, state_dir):
 
 
 def run_backend(name, targets, extra):
-    with open(os.path.join(HERE, "backends", name + ".yml")) as f:
-        text = f.read()
-    simulator = yaml.safe_load(text).get("simulator")
     state_dir = os.path.join(TREE, "tests", "output", "probe-" + name)
-    text = text.replace("@STATE@", state_dir)
+    os.makedirs(state_dir, exist_ok=True)
+    with open(os.path.join(HERE, "backends", name + ".yml")) as f:
+        text = f.read().replace("@STATE@", state_dir)
+    simulator = yaml.safe_load(text).get("simulator")
     probe = probe_argv(name, state_dir)
     proc = None
     session = False
