@@ -345,3 +345,21 @@ def test_faults_fail_cleanly_and_a_rerun_converges(tmp_path):
         assert emulator.admin("GET", apps("vminstances", "stuck1")) is None and emulator.admin("GET", apps("vmdisks", "stuck1-system")) is None
     finally:
         emulator.stop()
+
+
+def test_a_wait_lists_again_on_every_reconnect(monkeypatch):
+    """Cozystack's watch resumes nothing (no bookmarks, resourceVersion ignored): each new watch starts with a fresh list."""
+    from ansible_collections.polyvirt.compute.plugins.module_utils._backends.hikube import client
+
+    monkeypatch.setattr(client, "WATCH_SECONDS", 1)
+    emulator = Emulator("--time-scale", "1")
+    try:
+        made, transport = reconcile(emulator, name="slow1", state="started", wait_timeout=60)
+        assert made["instance"]["state"] == "running"
+        waits = [request for request in transport.reads() if request[1].endswith("/vminstances") and "fieldSelector" in request[2]]
+        watches = [request for request in waits if "watch=true" in request[2]]
+        lists = [request for request in waits if "watch=true" not in request[2]]
+        assert len(watches) >= 2 and len(lists) >= len(watches)  # the boot takes a few seconds: several 1 s watches, each after a list
+        reconcile(emulator, name="slow1", state="absent", wait_timeout=60)
+    finally:
+        emulator.stop()
