@@ -736,6 +736,8 @@ def restore_guest(ctx, node, vmid, params, kind):
                     conf[key] = value
             for key, value in params.items():
                 conf[key] = normalize_net(ctx, kind, value) if re.match(r'^net\d+$', key) else value
+            if kind == 'qemu' and 'vmgenid' in conf:
+                conf['vmgenid'] = str(uuid.uuid4())  # PVE always gives a restored VM a new generation id (QemuServer.pm restore)
             conf['lock'] = 'create'
             guest.conf = {'main': conf, 'pending': {}, 'delete': [], 'cloudinit': {}, 'snapshots': {}}
         if start:
@@ -1081,7 +1083,11 @@ def destroy_guest(ctx, params, kind):
             in_use = set()
             for other in c.guests.values():
                 if other is not guest:
-                    in_use.update(vol.split('/')[0] for _k, vol in c.guest_volumes(other))
+                    for _k, vol in c.guest_volumes(other):
+                        in_use.add(vol.split('/')[0])
+                        parent = (c.find_volume(other.node, vol) or {}).get('parent')  # lvmthin names a linked clone without its base
+                        if parent:
+                            in_use.add('%s:%s' % (vol.split(':', 1)[0], parent))
             keep = set()
             for _key, volid in c.guest_volumes(guest):
                 if volid in in_use:
@@ -1200,9 +1206,11 @@ def clone_guest(ctx, params, kind):
                     else:
                         name = 'vm-%d-disk-%d' % (newid, c.next_disk_index(dest, sid, newid))
                         base = volid.split(':', 1)[1]
-                        new = '%s:%s/%s' % (sid, base, name)
-                        c.store(dest, sid)['%s/%s' % (base, name)] = {'size': size, 'format': 'raw', 'content': 'images' if kind == 'qemu' else 'rootdir',
-                                                                      'vmid': newid, 'ctime': int(time.time()), 'parent': base}
+                        # File storages name a linked clone base/vm (Plugin.pm); lvmthin a plain vm-N-disk-M (LvmThinPlugin.pm clone_image).
+                        volname = '%s/%s' % (base, name) if c.storages[sid]['type'] in FILE_STORAGE else name
+                        new = '%s:%s' % (sid, volname)
+                        c.store(dest, sid)[volname] = {'size': size, 'format': 'raw', 'content': 'images' if kind == 'qemu' else 'rootdir',
+                                                       'vmid': newid, 'ctime': int(time.time()), 'parent': base}
                         drive[volkey] = new
                     drive['size'] = format_size(size)
                     task.log('%s: %s -> %s' % (key, volid, drive[volkey]))
@@ -1537,7 +1545,10 @@ def snapshot_rollback(ctx, params, kind):
         with c.lock:
             if guest.status == 'running' and not snap.get('vmstate'):
                 c.power_off(guest)
-            conf = {k: v for k, v in snap.items() if k not in ('snaptime', 'vmstate', 'runningmachine', 'snapstate')}
+            conf = {k: v for k, v in snap.items() if k not in ('snaptime', 'vmstate', 'runningmachine', 'snapstate', 'description')}
+            # The snapshot's comment is its own: the guest keeps its current description (pve-guest-common AbstractConfig.pm).
+            if guest.main.get('description') is not None:
+                conf['description'] = guest.main['description']
             conf['parent'] = name
             conf['lock'] = 'rollback'
             guest.conf['main'] = conf

@@ -106,7 +106,7 @@ def test_parallel_clones_of_a_template_and_source_flock(pve):
     for upid in upids:
         wait_ok(pve, upid)
     for newid in (first, second):
-        assert pve.nodes('pve').qemu(newid).config.get()['scsi0'].startswith('local-lvm:base-9000-disk-0/vm-%d-disk-0,' % newid)
+        assert pve.nodes('pve').qemu(newid).config.get()['scsi0'].startswith('local-lvm:vm-%d-disk-0,' % newid)
         wait_ok(pve, pve.nodes('pve').qemu(newid).delete())
 
 

@@ -134,6 +134,7 @@ def test_delete_running_refused(pve, vm):
 
 
 def test_snapshots_and_rollback(pve, vm):
+    pve.nodes('pve').qemu(vm).config.put(description='the VM itself')
     wait_ok(pve, pve.nodes('pve').qemu(vm).snapshot.post(snapname='before', description='clean state'))
     err = error_of(pve.nodes('pve').qemu(vm).snapshot.post, snapname='current')
     assert (err.status_code, err.content) == (500, "unable to use snapshot name 'current' (reserved name)")
@@ -147,6 +148,7 @@ def test_snapshots_and_rollback(pve, vm):
     wait_ok(pve, pve.nodes('pve').qemu(vm).snapshot('before').rollback.post())
     conf = config(pve, vm)
     assert conf['memory'] == '1024' and 'onboot' not in conf and conf['parent'] == 'before'
+    assert conf['description'] == 'the VM itself'  # the snapshot's comment does not replace it
     assert pve.nodes('pve').qemu(vm).status.current.get()['status'] == 'stopped'
     wait_ok(pve, pve.nodes('pve').qemu(vm).snapshot('before').delete())
     assert [s['name'] for s in pve.nodes('pve').qemu(vm).snapshot.get()] == ['current']
@@ -191,7 +193,7 @@ def test_linked_clone_of_seed_template(pve, pve_token):
     status = wait_ok(pve_token, upid)
     assert status['user'] == 'root@pam' and status['tokenid'] == 'polyvirt'
     conf = config(pve, newid)
-    assert conf['scsi0'] == 'local-lvm:base-9000-disk-0/vm-%d-disk-0,size=3G' % newid
+    assert conf['scsi0'] == 'local-lvm:vm-%d-disk-0,size=3G' % newid  # lvmthin: no base/ prefix (LvmThinPlugin.pm clone_image)
     assert conf['ide2'] == 'local-lvm:vm-%d-cloudinit,media=cdrom' % newid
     status = wait_task(pve, pve.nodes('pve').qemu(9000).status.start.post())
     assert status['exitstatus'] == "you can't start a vm if it's a template"
@@ -223,6 +225,7 @@ def test_backup_and_restore(pve, vm):
     assert dst['name'] == 'restored' and dst['ciuser'] == 'debian' and dst['memory'] == src['memory']
     assert dst['scsi0'].startswith('local-lvm:vm-%d-disk-0,' % newid) and 'size=5G' in dst['scsi0']
     assert dst['net0'] != src['net0'] and dst['ide2'] == 'local-lvm:vm-%d-cloudinit,media=cdrom' % newid
+    assert dst['vmgenid'] != src['vmgenid']  # PVE makes a new generation id on every restore
     wait_ok(pve, pve.nodes('pve').qemu(newid).delete())
     wait_ok(pve, pve.nodes('pve').storage('local').content(backup['volid']).delete())
     assert backup['volid'] not in [b['volid'] for b in pve.nodes('pve').storage('local').content.get(content='backup')]
