@@ -280,7 +280,7 @@ def get_storage_status(ctx, params):
     return storage_status(ctx.cluster, params['node'], params['storage'])
 
 
-def content_item(sid, volname, vol):
+def content_item(sid, volname, vol, lvmthin=False):
     item = {'volid': '%s:%s' % (sid, volname), 'content': vol['content'], 'format': vol['format'], 'size': vol['size'], 'ctime': vol['ctime']}
     if vol.get('vmid') is not None:
         item['vmid'] = vol['vmid']
@@ -290,7 +290,8 @@ def content_item(sid, volname, vol):
             item['notes'] = vol['notes']
         if vol.get('protected'):
             item['protected'] = 1
-    if vol['content'] in ('images', 'rootdir'):
+    if vol['content'] in ('images', 'rootdir') and not lvmthin:
+        # file storages report qcow2/raw usage and a linked clone's base; LvmThinPlugin list_images has neither
         item['used'] = vol['size'] // 10
         if vol.get('parent'):
             item['parent'] = vol['parent']
@@ -333,14 +334,14 @@ def upload_content(ctx, params):
 def list_content(ctx, params):
     c = ctx.cluster
     sid = params['storage']
-    c.storage_cfg(sid)
+    lvmthin = c.storage_cfg(sid)['type'] == 'lvmthin'
     res = []
     for volname, vol in sorted(c.store(params['node'], sid).items()):
         if params.get('content') and vol['content'] != params['content']:
             continue
         if params.get('vmid') and str(vol.get('vmid')) != params['vmid']:
             continue
-        res.append(content_item(sid, volname, vol))
+        res.append(content_item(sid, volname, vol, lvmthin))
     return res
 
 
@@ -399,8 +400,17 @@ def guest_list_item(c, guest):
     if guest.kind == 'lxc':
         item['type'] = 'lxc'
         item['maxswap'] = int(guest.main.get('swap', '512')) << 20
-    if guest.status == 'running' and guest.kind == 'qemu':
+    if guest.status == 'running':
         item['pid'] = 10000 + guest.vmid
+        # PSI of the guest's cgroup, PVE 9 (QemuServer.pm / LXC.pm vmstatus)
+        for what in ('cpu', 'io', 'memory'):
+            item['pressure%ssome' % what] = 0
+            if what != 'cpu':
+                item['pressure%sfull' % what] = 0
+    if guest.kind == 'qemu':
+        item['memhost'] = res['mem']  # PVE 9: memory the host gives the VM, always present
+    else:
+        item['swap'] = 0  # LXC.pm vmstatus sets it always
     for key in ('lock', 'tags'):
         if guest.main.get(key):
             item[key] = guest.main[key]
@@ -913,6 +923,12 @@ def guest_status(ctx, params, kind):
         if guest.status == 'running':
             item['running-qemu'] = QEMU_VERSION
             item['running-machine'] = 'pc-i440fx-10.1+pve0'
+            if guest.main.get('balloon') != '0':
+                item['balloon'] = item['maxmem']  # the balloon device reports its target while the VM runs
+        if any(re.match(r'^serial\d+$', key) for key in guest.main):
+            item['serial'] = 1
+        if 'clipboard=' in guest.main.get('vga', ''):
+            item['clipboard'] = guest.main['vga'].split('clipboard=', 1)[1].split(',')[0]
         item['status'] = guest.status
     return item
 

@@ -551,6 +551,8 @@ class Cluster:
             'disk': 0, 'maxdisk': self.guest_maxdisk(guest), 'uptime': guest.uptime(), 'netin': 0, 'netout': 0,
             'diskread': 0, 'diskwrite': 0,
         }
+        if guest.kind == 'qemu':
+            res['memhost'] = res['mem']  # PVE 9 (API2Tools.pm): what the host gives the VM
         if guest.main.get('lock'):
             res['lock'] = guest.main['lock']
         if guest.main.get('tags'):
