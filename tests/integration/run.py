@@ -33,10 +33,24 @@ SIMULATOR_START_TIMEOUT = 60
 
 
 def backends_available():
-    """Backends with a vars file and a driver the registry of this tree offers."""
+    """Vars files (by file name) whose backend the registry of this tree offers.
+
+    A backend may have several files, one per setup (``hikube.yml``, ``hikube-crd.yml``): each names
+    its backend in ``name``, and each is one run.
+    """
     registered = registry_backends()
-    return [name for name in sorted(os.path.splitext(e)[0] for e in os.listdir(os.path.join(HERE, "backends")) if e.endswith(".yml"))
-            if name in registered]
+    found = []
+    for entry in sorted(os.listdir(os.path.join(HERE, "backends"))):
+        stem, ext = os.path.splitext(entry)
+        if ext == ".yml" and backend_of(stem) in registered:
+            found.append(stem)
+    return found
+
+
+def backend_of(stem):
+    """The backend a vars file is for: its ``name`` key."""
+    with open(os.path.join(HERE, "backends", stem + ".yml")) as handle:
+        return yaml.safe_load(handle)["name"]
 
 
 def registry_backends():
@@ -55,7 +69,7 @@ def start_simulator(spec):
     """``python3 -m tests.simulators.<module> --port 0``: returns the process and the URL it prints."""
     cmd = [sys.executable, "-m", "tests.simulators." + spec["module"], "--host", "127.0.0.1", "--port", "0"] + [str(a) for a in spec.get("args", [])]
     proc = subprocess.Popen(cmd, cwd=TREE, stdout=subprocess.PIPE, text=True)
-    ready, _, _ = select.select([proc.stdout], [], [], SIMULATOR_START_TIMEOUT)
+    ready, _writable, _failed = select.select([proc.stdout], [], [], SIMULATOR_START_TIMEOUT)
     line = proc.stdout.readline() if ready else ""
     match = re.match(r"^listening on (\S+)", line)
     if not match:
@@ -85,13 +99,13 @@ def run_backend(name, targets, extra):
     with open(os.path.join(HERE, "backends", name + ".yml")) as f:
         text = f.read().replace("@STATE@", state_dir)
     simulator = yaml.safe_load(text).get("simulator")
-    probe = probe_argv(name, state_dir)
+    probe = probe_argv(backend_of(name), state_dir)
     proc = None
     session = False
     try:
         if simulator:
             proc, url = start_simulator(simulator)
-            host, _, port = re.match(r"^\w+://([^/]+)", url).group(1).rpartition(":")
+            host, _colon, port = re.match(r"^\w+://([^/]+)", url).group(1).rpartition(":")
             for key, value in (("@SIMULATOR_URL@", url), ("@SIMULATOR_HOST@", host), ("@SIMULATOR_PORT@", port)):
                 text = text.replace(key, value)
         write_config(name, text, state_dir)
@@ -127,7 +141,7 @@ def main():
         results.append((name, rc, time.monotonic() - started))
     for name, rc, elapsed in results:
         print("conformance %-9s %s in %.0f s" % (name, "passed" if rc == 0 else "FAILED (rc %d)" % rc, elapsed))
-    return 1 if any(rc for _, rc, _ in results) else 0
+    return 1 if any(rc for _name, rc, _elapsed in results) else 0
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from ansible_collections.polyvirt.compute.plugins.module_utils._reconcile.base i
 # What each ``state`` does from each current power state: a list of driver power actions.
 POWER_PLAN = {
     "started": {"stopped": ["start"], "paused": ["resume"], "error": ["start"]},
-    "stopped": {"running": ["stop"], "paused": ["stop"]},
+    "stopped": {"running": ["stop"], "paused": ["stop"], "pending": ["stop"]},
     "paused": {"running": ["pause"]},
     "restarted": {"running": ["restart"], "stopped": ["start"], "paused": ["resume", "restart"], "error": ["start"]},
 }

@@ -91,7 +91,7 @@ class Probe:
                 networks.append({"device": dev_name, "network": dev.get("network") or dev.get("parent"),
                                  "mac": (dev.get("hwaddr") or config.get("volatile.%s.hwaddr" % dev_name) or "").lower() or None})
         root = next((d for d in devices.values() if d.get("type") == "disk" and d.get("path") == "/"), {})
-        disks = [{"name": d["source"], "path": d.get("path")} for _, d in sorted(devices.items())
+        disks = [{"name": d["source"], "path": d.get("path")} for _device, d in sorted(devices.items())
                  if d.get("type") == "disk" and d.get("pool") and d.get("source") and d.get("path") != "/"]
         tags = read_tags(config.get("user.polyvirt.tags"))  # the driver's home for tags: LXD has none of its own
         snapshots = raw.get("snapshots") or []

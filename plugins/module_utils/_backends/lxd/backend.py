@@ -53,6 +53,7 @@ class LxdBackend(Backend):
             target=settings.get("target"),
         )
         self._server = None
+        self._project_checked = False
 
     def _load_part(self, name):
         if name == "instances":
@@ -86,8 +87,11 @@ class LxdBackend(Backend):
         Called only where a 404 could mean either (an instance not found), so found objects cost no extra read.
         """
         project = self.client.project
-        if project != "default" and self.client.get_or_none("/1.0/projects/" + self.client.quote(project), project=False) is None:
+        if project == "default" or self._project_checked:
+            return
+        if self.client.get_or_none("/1.0/projects/" + self.client.quote(project), project=False) is None:
             raise InvalidInput("connection.project %s does not exist on the LXD server %s" % (project, self.client.endpoint))
+        self._project_checked = True
 
     def instance_path(self, name, *rest):
         return "/".join(["/1.0/instances", self.client.quote(name)] + list(rest))

@@ -143,7 +143,7 @@ class LxdInstances(Instances):
         """The project and a local image must exist: checked in check mode too, so it predicts the failure."""
         self.backend.check_project()
         if "source" not in spec["backend_options"]:
-            self._check_image(spec["image"], image_source(spec["image"]))
+            self._check_image(spec["image"], image_source(spec["image"]), spec["type"])
 
     def create(self, spec, deadline):
         options = spec["backend_options"]
@@ -178,8 +178,8 @@ class LxdInstances(Instances):
             body["devices"]["root"] = self._root_for_size(origin, changes.pop("disk_gib"), body.get("profiles"))
         self._apply(body, changes, expanded_devices=(origin or {}).get("expanded_devices") or {})
 
-    def _check_image(self, image, source):
-        """A local alias or fingerprint that does not exist fails here, before anything is created."""
+    def _check_image(self, image, source, instance_type):
+        """A local alias or fingerprint that does not exist, or is of the other type, fails here, before anything is created."""
         if "server" in source:
             return
         if "fingerprint" in source:
@@ -188,6 +188,9 @@ class LxdInstances(Instances):
             found = self.client.get_or_none("/1.0/images/aliases/" + self.client.quote(source["alias"]))
         if found is None:
             raise InvalidInput("image %r was not found on the LXD server (project %s)" % (image, self.client.project))
+        wanted = "container" if instance_type == "container" else "virtual-machine"
+        if found.get("type") and found["type"] != wanted:
+            raise InvalidInput("image %r is a %s image, and type=%s needs a %s image" % (image, found["type"], instance_type, wanted))
 
     def _root_for_size(self, native, disk_gib, profiles):
         if native is not None:
