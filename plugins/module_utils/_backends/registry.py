@@ -18,8 +18,15 @@ def _lxd():
     return LxdBackend
 
 
+def _hikube():
+    from ansible_collections.polyvirt.compute.plugins.module_utils._backends.hikube.backend import HikubeBackend
+
+    return HikubeBackend
+
+
 LOADERS = {
     "lxd": _lxd,
+    "hikube": _hikube,
 }
 AVAILABLE = tuple(LOADERS)
 
