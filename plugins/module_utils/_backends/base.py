@@ -36,6 +36,7 @@ CAPABILITIES = {
     "snapshot.stateful": "stateful snapshots",
     "snapshot.description": "snapshot description",
     "backup": "backups",
+    "backup.restore": "backup restore (state=restored)",
     "backup.export": "backup location (export to the controller)",
     "backup.mode": "backup mode",
     "backup.storage": "backup storage",
@@ -244,13 +245,14 @@ class Backups(Part):
     def delete(self, instance, backup, deadline):
         """Delete ``backup``; one that is gone already is not an error."""
 
-    @abc.abstractmethod
     def restore(self, target, deadline, instance=None, backup=None, path=None, storage=None):
         """Restore into instance ``target`` from ``backup`` (of ``instance``) or from the file ``path``; return it.
 
         ``target`` equal to the name of ``instance`` (which then exists) means in place: the driver
         replaces it without losing it when the restore fails. Otherwise ``target`` does not exist yet.
+        Needs the backup.restore feature (CloudCIX keeps backups it cannot restore through its API).
         """
+        raise Unsupported("backup restore (state=restored) is not supported by the %s backend" % self.backend.name)
 
     def export(self, instance, backup, path, deadline):
         """Download ``backup`` to the file ``path`` (streamed); return its size. Needs the backup.export feature."""

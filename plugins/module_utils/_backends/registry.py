@@ -24,9 +24,16 @@ def _hikube():
     return HikubeBackend
 
 
+def _hyperv():
+    from ansible_collections.polyvirt.compute.plugins.module_utils._backends.hyperv.backend import HyperVBackend
+
+    return HyperVBackend
+
+
 LOADERS = {
     "lxd": _lxd,
     "hikube": _hikube,
+    "hyperv": _hyperv,
 }
 AVAILABLE = tuple(LOADERS)
 

@@ -32,6 +32,8 @@ def backup_spec(params, backend):
         "backend_options": params.get("backend_options") or {},
     }
     backend.require("backup")
+    if spec["state"] == "restored":
+        backend.require("backup.restore")
     if spec["state"] == "absent" and not spec["name"]:
         raise InvalidInput("name is required to delete a backup (state=absent)")
     if spec["state"] == "restored":

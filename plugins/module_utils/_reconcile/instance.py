@@ -103,7 +103,10 @@ def require_capabilities(spec, params, backend, instance_type):
             need(capability)
     if spec["state"] == "paused":
         need("instance.paused")
-    if spec["user_data"] is not None or spec["network_config"] is not None:
+    cloud_init = params.get("cloud_init") or {}
+    if params.get("ssh_keys"):  # before cloud_init: ssh_keys alone also reach the driver as user-data
+        need("instance.ssh_keys")
+    if cloud_init.get("user_data") is not None or cloud_init.get("network_config") is not None:
         need("instance.cloud_init")
     for condition in spec["wait_for"] or ():
         if condition != "running":
@@ -113,8 +116,6 @@ def require_capabilities(spec, params, backend, instance_type):
             need("instance.networks.ipv4_gateway")
         if network.get("nat") is not None:
             need("instance.networks.nat")
-    if params.get("ssh_keys"):
-        need("instance.ssh_keys")
 
 
 def predicted_instance(backend, spec):

@@ -28,7 +28,8 @@ class CloudcixBackend(Backend):
         "wait_for.ip": "the addresses of `interfaces` (and the NAT `public_ip` once the robot fills it)",
         "wait_for.cloud_init": "CloudCIX has no guest exec",
         "snapshot": "`compute/snapshots`, of a running instance; restore is a revert (`update_running`)",
-        "backup": "`compute/backups`, of a running instance; a restore goes through CloudCIX support, so `state: restored` is refused",
+        "backup": "`compute/backups`, of a running instance",
+        "backup.restore": "a restore goes through CloudCIX support, not the API",
         "disk": "`storage/volumes`: `cephfs` (storage `CEPH_001`/`CEPH_002`, mounted on LXD instances)",
     }
 

@@ -7,11 +7,8 @@ from __future__ import annotations
 
 from ansible_collections.polyvirt.compute.plugins.module_utils._backends.base import Backups
 from ansible_collections.polyvirt.compute.plugins.module_utils._backends.cloudcix.snapshots import Copies
-from ansible_collections.polyvirt.compute.plugins.module_utils._errors import InvalidInput, Unsupported
+from ansible_collections.polyvirt.compute.plugins.module_utils._errors import InvalidInput
 from ansible_collections.polyvirt.compute.plugins.module_utils._model import backup_result
-
-RESTORE_REFUSED = "state=restored (backup restore) is not supported by the cloudcix backend (CloudCIX restores backups through its support desk)"
-
 
 class CloudcixBackups(Copies, Backups):
     path = "compute/backups/"
@@ -20,8 +17,6 @@ class CloudcixBackups(Copies, Backups):
     def validate(self, spec):
         if spec["backend_options"]:
             raise InvalidInput("backend_options.%s is not a cloudcix backup option (it has none)" % sorted(spec["backend_options"])[0])
-        if spec["state"] == "restored":
-            raise Unsupported(RESTORE_REFUSED)
         if spec.get("name") is not None:
             self.check_name(spec["name"])
 
@@ -37,6 +32,3 @@ class CloudcixBackups(Copies, Backups):
 
     def delete(self, instance, backup, deadline):
         self.remove(backup["backend_data"], deadline)
-
-    def restore(self, target, deadline, instance=None, backup=None, path=None, storage=None):
-        raise Unsupported(RESTORE_REFUSED)

@@ -73,7 +73,7 @@ def test_backups_and_the_refused_restore(sim):
     assert made["changed"] and made["backup"]["name"] == "b1" and isinstance(made["backup"]["id"], int)
     again, calls = run(sim, BackupReconciler, instance="web1", name="b1")
     assert not again["changed"] and len(calls) == 3
-    for params, expect in (({"state": "restored"}, "state=restored (backup restore) is not supported by the cloudcix backend"),
+    for params, expect in (({"state": "restored"}, "backup restore (state=restored) is not supported by the cloudcix backend"),
                            ({"location": "/tmp/b1.tar"}, "backup location (export to the controller) is not supported by the cloudcix backend"),
                            ({"mode": "stop"}, "backup mode is not supported by the cloudcix backend"),
                            ({"backend_options": {"x": 1}}, "backend_options.x is not a cloudcix backup option")):
