@@ -334,6 +334,7 @@ class ProxmoxInstances(Instances):
 
     def _configure_new(self, entry, spec, deadline):
         """The rest of ``spec`` on a guest this task made (in the same task); a guest that cannot take it is removed again."""
+        self._yield_to_an_earlier_twin(entry, deadline)
         self.backend.forget()
         created = self._read(entry)
         try:
@@ -369,6 +370,20 @@ class ProxmoxInstances(Instances):
         if slot is None:
             raise InvalidInput("instance %s has no free IDE or SATA slot for the cloud-init seed ISO" % spec["name"])
         return {"config." + slot: "%s:iso/%s,media=cdrom" % (storage, name)}
+
+    def _yield_to_an_earlier_twin(self, entry, deadline):
+        """PVE keeps no name unique: when another task made a guest of this name meanwhile, the lower vmid keeps it.
+
+        The other guest's task sees the same two and keeps going; this one removes its own copy and reports a
+        Conflict, on which the reconciler converges on the other guest, as after any create that lost a race.
+        """
+        twins = [item for item in self.backend.resources(fresh=True) if item.get("name") == entry["name"] and item["vmid"] != entry["vmid"]]
+        if not twins or min(item["vmid"] for item in twins) > entry["vmid"]:
+            return
+        self.client.run("DELETE", guest_path(entry), deadline, purge=1)
+        self.backend.forget()
+        raise Conflict("guest %s was created meanwhile by another task (vmid %s); this task's copy (vmid %s) was removed again" % (
+            entry["name"], min(item["vmid"] for item in twins), entry["vmid"]))
 
     def _remove_half_made(self, entry, exc, deadline):
         """A guest that could not be configured is removed again: nothing half-made is left behind."""
@@ -516,12 +531,17 @@ class ProxmoxInstances(Instances):
             self.client.run("PUT", base + "/resize", deadline, disk=disk, size="%dG" % changes["disk_gib"])
         return self._reread(entry, deadline)
 
-    def _reread(self, entry, deadline):
+    def _by_vmid(self, entry, runtime=False):
+        """The guest read again by its vmid (another guest may have taken its name meanwhile), or None."""
         self.backend.forget()
-        found = self.get(entry["name"])
-        if found is None:
+        found = [item for item in self.backend.resources() if item.get("vmid") == entry["vmid"]]
+        return self._read(found[0], runtime) if found else None
+
+    def _reread(self, entry, deadline):
+        instance = self._by_vmid(entry)
+        if instance is None:
             raise NotFound("guest %s (vmid %s) disappeared during the change" % (entry["name"], entry["vmid"]))
-        return found
+        return instance
 
     def power(self, instance, action, force, deadline):
         entry = instance["_native"]["entry"]
@@ -544,7 +564,12 @@ class ProxmoxInstances(Instances):
             verb = "suspend" if action == "pause" else "resume"
         else:
             raise InvalidInput("unknown power action %s" % action)
-        self.client.run("POST", base + verb, deadline, **params)
+        try:
+            self.client.run("POST", base + verb, deadline, **params)
+        except (OperationFailed, Conflict) as exc:
+            # Another task started it first (two runs converging on one guest): the goal is reached.
+            if verb != "start" or " already running" not in exc.message:
+                raise
         return self._reread(entry, deadline)
 
     def delete(self, instance, force, deadline):
@@ -587,9 +612,10 @@ class ProxmoxInstances(Instances):
                                    "qemu-guest-agent in the guest); PVE reads a VM's addresses through it" % name)
             what, runtime, holds = "an IP address on instance %s" % name, True, has_address
 
+        entry = instance["_native"]["entry"]
+
         def check():
-            self.backend.forget()
-            current = self.get(name, runtime=runtime)
+            current = self._by_vmid(entry, runtime)
             return current if current is not None and holds(current) else None
 
         return poll(check, deadline, what), None
@@ -621,8 +647,7 @@ class ProxmoxInstances(Instances):
         if code == 1 or report["status"] == "error":
             raise OperationFailed("cloud-init finished with an error in instance %s: %s" % (name, out or status.get("err-data")),
                                   result={"cloud_init": report})
-        self.backend.forget()
-        return self.get(name, runtime=True), report
+        return self._by_vmid(instance["_native"]["entry"], True), report
 
 
 # -- helpers (pure: unit tested without a server) -----------------------------------------------------

@@ -51,6 +51,7 @@ class FakePve:
         self.task_exits = {}
         self.taken = set()  # vmids another client takes between nextid and create
         self.uploads = {}  # volid -> bytes of the uploaded ISO images
+        self.after_clone = None  # called with the new guest after a clone: another client acting meanwhile
         # vzdump archives: volid -> content item, plus the config it holds
         self.backups = {"local:backup/vzdump-qemu-100-2025_11_24-16_00_00.vma.zst": {
             "volid": "local:backup/vzdump-qemu-100-2025_11_24-16_00_00.vma.zst", "content": "backup", "vmid": 100, "ctime": 1764000000,
@@ -241,6 +242,8 @@ class FakePve:
             config["description"] = params["description"]
         self.guests[vmid] = {"vmid": vmid, "node": params.get("target", source["node"]), "type": source["type"], "name": name, "status": "stopped",
                              "config": config, "pending": {}, "snapshots": {}, "paused": False}
+        if self.after_clone:
+            self.after_clone(self.guests[vmid])
         return self._upid("qmclone" if source["type"] == "qemu" else "vzclone", source)
 
     def _vzdump(self, params):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 """Proxmox guests: mapping to and from PVE config, the requests each verb makes, and the reconciler on FakePve."""
 
+import copy
 import re
 
 import pytest
@@ -282,6 +283,25 @@ def test_a_vmid_taken_meanwhile_is_replaced_by_a_fresh_one():
     result = reconcile(backend)
     assert result["instance"]["id"] == 103
     assert [sent["newid"] for method, path, sent in fake.mutating() if path.endswith("/clone")] == [102, 103]
+
+
+def test_two_runs_creating_one_name_converge_on_the_lower_vmid():
+    backend, fake = connect()
+
+    def twin(new):  # another run's clone of the same name, with a lower vmid, finished meanwhile
+        fake.guests[99] = dict(copy.deepcopy(new), vmid=99, status="running")
+    fake.after_clone = twin
+    result = reconcile(backend, cpus=2, state="started")
+    assert result["instance"]["id"] == 99 and result["instance"]["state"] == "running"
+    assert [guest["vmid"] for guest in fake.guests.values() if guest["name"] == "new1"] == [99]  # our copy went
+    assert ("DELETE", "nodes/pve/qemu/102") in [(method, path) for method, path, _sent in fake.mutating()]
+
+
+def test_the_run_with_the_lower_vmid_keeps_going_while_the_other_removes_its_copy():
+    backend, fake = connect()
+    fake.after_clone = lambda new: fake.guests.__setitem__(150, dict(copy.deepcopy(new), vmid=150))
+    result = reconcile(backend, state="started")
+    assert result["instance"]["id"] == 102 and result["instance"]["state"] == "running" and 150 in fake.guests
 
 
 def test_a_pinned_vmid_that_is_taken_is_a_conflict():
