@@ -10,6 +10,7 @@ from ansible_collections.polyvirt.compute.plugins.module_utils._backends.cloudci
 from ansible_collections.polyvirt.compute.plugins.module_utils._errors import InvalidInput
 from ansible_collections.polyvirt.compute.plugins.module_utils._model import backup_result
 
+
 class CloudcixBackups(Copies, Backups):
     path = "compute/backups/"
     kind = "backup"
