@@ -27,7 +27,9 @@ before any change with `<feature> is not supported by the <backend> backend`; wh
 type decides, the refusal comes once the instance is read and says `for type=<type>`.
 
 A column reads **planned** while its backend has no driver in this release. What each backend does
-behind a "yes" is in its page: [LXD](lxd.md).
+behind a "yes" is in its page: [LXD](lxd.md), [Proxmox VE](proxmox.md), [Hikube](hikube.md),
+[CloudCIX](cloudcix.md), [Hyper-V](hyperv.md). Every backend but LXD is tested against our simulator of
+its API (`tests/simulators/`), not against the real platform.
 """
 
 

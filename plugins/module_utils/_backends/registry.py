@@ -30,10 +30,24 @@ def _hyperv():
     return HyperVBackend
 
 
+def _cloudcix():
+    from ansible_collections.polyvirt.compute.plugins.module_utils._backends.cloudcix.backend import CloudcixBackend
+
+    return CloudcixBackend
+
+
+def _proxmox():
+    from ansible_collections.polyvirt.compute.plugins.module_utils._backends.proxmox.backend import ProxmoxBackend
+
+    return ProxmoxBackend
+
+
 LOADERS = {
     "lxd": _lxd,
     "hikube": _hikube,
     "hyperv": _hyperv,
+    "cloudcix": _cloudcix,
+    "proxmox": _proxmox,
 }
 AVAILABLE = tuple(LOADERS)
 
