@@ -10,6 +10,8 @@ The driver talks to it through the real kubernetes library and a real socket, so
 is mocked; what it sent is read back from the emulator's request journal (``requests``, ``mutating()``).
 """
 
+import atexit
+import ctypes
 import json
 import os
 import signal
@@ -22,6 +24,23 @@ NAMESPACE = "tenant-demo"
 TENANT_TOKEN = "polyvirt-sim"
 ADMIN_TOKEN = "polyvirt-sim-admin"
 MUTATING = ("POST", "PUT", "PATCH", "DELETE")
+PR_SET_PDEATHSIG = 1
+STARTED = []  # every emulator process, so none outlives the test run
+
+
+def _die_with_parent():
+    """In the child: ask Linux to end the emulator when the test process ends, however it ends."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
+@atexit.register
+def _stop_all():
+    for proc in STARTED:
+        if proc.poll() is None:
+            proc.kill()
 
 
 class Emulator:
@@ -29,7 +48,9 @@ class Emulator:
 
     def __init__(self, *args):
         cmd = [sys.executable, "-m", "tests.simulators.hikube", "--host", "127.0.0.1", "--port", "0", "--tenant-rbac", "--time-scale", "0"] + list(args)
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                                     preexec_fn=_die_with_parent)  # pylint: disable=subprocess-popen-preexec-fn
+        STARTED.append(self.proc)
         line = self.proc.stdout.readline()
         if not line.startswith("listening on "):
             self.proc.kill()
