@@ -82,8 +82,10 @@ simulators: venv $(TOOLS_VENV)/.stamp
 
 # The conformance suite once per backend (tests/integration/README.md). BACKENDS="lxd proxmox" picks
 # them (default: each with a vars file and a driver), TARGETS="snapshot disk" the targets. Only lxd needs the lab.
+# JOBS backends run at once, each in its own copy of the test tree (the runs wait on servers more than they compute).
+JOBS ?= 2
 integration: $(if $(BACKENDS),$(if $(filter lxd,$(BACKENDS)),lab,venv),lab) test-tree
-	cd $(TEST_TREE) && $(BIN)/python tests/integration/run.py --backends "$(BACKENDS)" --targets "$(TARGETS)"
+	cd $(TEST_TREE) && $(BIN)/python tests/integration/run.py --backends "$(BACKENDS)" --targets "$(TARGETS)" --jobs $(JOBS)
 
 # The tools venv (TOOLS_VENV above).
 $(TOOLS_VENV)/.stamp: bench/requirements.txt

@@ -20,9 +20,13 @@ import os
 import re
 import select
 import shlex
+import shutil
 import subprocess
 import sys
+import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import yaml
 
@@ -121,10 +125,42 @@ def run_backend(name, targets, extra):
             proc.wait(timeout=30)
 
 
+def run_in_copy(name, targets, extra, scratch, print_lock):
+    """One backend's run in its own copy of the tree, its output kept until it ends.
+
+    ansible-test keeps its state in the tree (tests/output, integration_config.yml), so two runs at once
+    need two trees. The copy sits under .../ansible_collections/polyvirt/compute as ansible-test requires.
+    """
+    tree = os.path.join(scratch, name, "ansible_collections", "polyvirt", "compute")
+    shutil.copytree(TREE, tree, symlinks=True, ignore=shutil.ignore_patterns("output", "integration_config.yml"))
+    log_path = os.path.join(scratch, name + ".log")
+    started = time.monotonic()
+    cmd = [sys.executable, os.path.join(tree, "tests", "integration", "run.py"), "--backends", name, "--targets", " ".join(targets), "--"] + extra
+    with open(log_path, "w") as log:
+        rc = subprocess.call(cmd, cwd=tree, stdout=log, stderr=subprocess.STDOUT)
+    with print_lock, open(log_path) as log:
+        sys.stdout.write(log.read())
+        sys.stdout.flush()
+    return name, rc, time.monotonic() - started
+
+
+def run_parallel(backends, targets, extra, jobs):
+    """Runs the backends ``jobs`` at a time, each in its own tree, and returns their results in the order given."""
+    print_lock = threading.Lock()
+    scratch = tempfile.mkdtemp(prefix="polyvirt-conformance-")
+    try:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            futures = [pool.submit(run_in_copy, name, targets, extra, scratch, print_lock) for name in backends]
+            return [future.result() for future in futures]
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--backends", default="", help="space-separated; default: every backend with a vars file and a driver")
     parser.add_argument("--targets", default="", help="space-separated ansible-test targets; default: all")
+    parser.add_argument("--jobs", type=int, default=1, help="backends run at once, each in a copy of the tree (default 1)")
     parser.add_argument("extra", nargs="*", help="more ansible-test arguments")
     opts = parser.parse_args()
     available = backends_available()
@@ -132,11 +168,14 @@ def main():
     missing = [b for b in backends if b not in available]
     if missing:
         raise SystemExit("no vars file or no driver for: %s (available: %s)" % (" ".join(missing), " ".join(available)))
-    results = []
-    for name in backends:
-        started = time.monotonic()
-        rc = run_backend(name, opts.targets.split(), opts.extra)
-        results.append((name, rc, time.monotonic() - started))
+    if opts.jobs > 1 and len(backends) > 1:
+        results = run_parallel(backends, opts.targets.split(), opts.extra, opts.jobs)
+    else:
+        results = []
+        for name in backends:
+            started = time.monotonic()
+            rc = run_backend(name, opts.targets.split(), opts.extra)
+            results.append((name, rc, time.monotonic() - started))
     for name, rc, elapsed in results:
         print("conformance %-9s %s in %.0f s" % (name, "passed" if rc == 0 else "FAILED (rc %d)" % rc, elapsed))
     return 1 if any(rc for _name, rc, _elapsed in results) else 0
