@@ -149,7 +149,7 @@ class Probe:
             raise SystemExit("refusing to clean up prefix %r: too short to be a test run's own" % prefix)
         removed = []
         for inst in self.instances(prefix):  # instances first: a volume in use cannot be deleted
-            lxc("delete", "--force", "--project", self.project, inst["name"])
+            lxc_while_busy("delete", "--force", "--project", self.project, inst["name"])
             removed.append(inst["name"])
         for volume in self.disks(prefix):
             lxc("storage", "volume", "delete", self.pool, "--project", self.project, volume)
@@ -294,6 +294,25 @@ def lxc(*args):
     if proc.returncode:
         raise SystemExit("lxc %s: %s" % (" ".join(args), proc.stderr.strip()))
     return proc.stdout
+
+
+# How long cleanup retries an instance LXD is still creating or changing ("Instance is busy running a ...").
+BUSY_TIMEOUT = 120
+
+
+def lxc_while_busy(*args):
+    """`lxc` retried while LXD answers that the instance is busy with another operation (a create that a
+    failed run left going); any other error, or busy past BUSY_TIMEOUT, ends the probe with LXD's message."""
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    pause = 0.2
+    while True:
+        proc = subprocess.run(("lxc",) + args, capture_output=True, text=True, check=False)
+        if not proc.returncode:
+            return proc.stdout
+        if "busy" not in proc.stderr.lower() or time.monotonic() + pause > deadline:
+            raise SystemExit("lxc %s: %s" % (" ".join(args), proc.stderr.strip()))
+        time.sleep(pause)  # the next attempt re-checks LXD itself; the deadline bounds the loop
+        pause = min(pause * 2, 5)
 
 
 def lxd_get(path):
