@@ -96,8 +96,10 @@ $(TOOLS_VENV)/.stamp: bench/requirements.txt
 	$(TOOLS_VENV)/bin/python -m pip install -q -r bench/requirements.txt
 	touch $@
 
-bench: lab $(TOOLS_VENV)/.stamp
+bench: lab collection $(TOOLS_VENV)/.stamp
 	$(TOOLS_VENV)/bin/python bench/lxd_noop.py
+	$(TOOLS_VENV)/bin/python bench/inventory_proxmox.py
+	$(TOOLS_VENV)/bin/python bench/inventory_lxd.py
 
 clean:
 	rm -rf .build tests/output
