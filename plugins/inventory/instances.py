@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: instances
 short_description: Virtual machines and containers of every polyvirt.compute backend, from one inventory file
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Lists the instances of one or more O(sources) (LXD, Proxmox VE, Hikube, CloudCIX, Hyper-V), each read
     with the same drivers, connection keys and E(POLYVIRT_<BACKEND>_<KEY>) environment variables as the modules.
