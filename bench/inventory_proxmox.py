@@ -174,8 +174,8 @@ def main():
     medians = dict((row, statistics.median(values)) for row, values in times.items())
     for row in paths:
         hosts, carries, calls = facts[row]
-        print("%-45s %8.2f %9d %6d %6d %6d %7d %6d %12d" % (row, medians[row], calls, hosts, carries["state"], carries["cpus"], carries["memory"],
-                                                          carries["tags"], carries["ansible_host"]))
+        counts = (hosts, carries["state"], carries["cpus"], carries["memory"], carries["tags"], carries["ansible_host"])
+        print("%-45s %8.2f %9d %6d %6d %6d %7d %6d %12d" % ((row, medians[row], calls) + counts))
     ours = medians["polyvirt.compute.instances"]
     print()
     print("polyvirt / community.proxmox with want_facts: %.3f (target <= 0.1)" % (ours / medians["community.proxmox.proxmox want_facts: true"]))
