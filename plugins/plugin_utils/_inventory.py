@@ -47,7 +47,7 @@ SOURCE_SPEC = {
     "connection": {"type": "dict", "default": {}},
     "filters": {"type": "dict", "default": {}},
     "hostname": {"type": "str"},
-    "want_addresses": {"type": "bool", "default": False},
+    "want_addresses": {"type": "bool"},
     "ansible_host_family": {"type": "str", "choices": list(FAMILIES)},
     "ansible_host_network": {"type": "str"},
     "ansible_host_cidr": {"type": "str"},
@@ -105,7 +105,7 @@ def parse_sources(raw_sources, defaults=None):
             raise InvalidInput("%s: %s" % (where, "; ".join(result.error_messages)))
         params = result.validated_parameters
         for key in INHERITED:
-            if params.get(key) in (None, False) and (defaults or {}).get(key) not in (None, False):
+            if params.get(key) is None and (defaults or {}).get(key) is not None:
                 params[key] = defaults[key]
         backend = params["backend"]
         connection = _connection(where, backend, params["connection"])

@@ -326,6 +326,9 @@ def test_want_addresses_reads_running_guests_without_addresses(tmp_path, backend
     gets = [call for backend in made for call in backend.calls if call[0] == "get"]
     assert gets == [("get", "web1", True)]  # the stopped db1 is not asked
     assert len(made) == 2 and all(backend.closed for backend in made)  # the list's driver and one for the address thread
+    made.clear()
+    run(tmp_path, {"plugin": "polyvirt.compute.instances", "want_addresses": True, "sources": [{"backend": "lxd", "want_addresses": False}]})
+    assert [call for backend in made for call in backend.calls if call[0] == "get"] == []  # a source's own false wins over the default
 
 
 def test_cache_is_keyed_by_the_sources_and_holds_no_secret(tmp_path, backends):
