@@ -188,11 +188,13 @@ def main():
                     assert variables.get(key) is None or variables[key] in marked, "%s is not marked unsafe" % key
             assert graph_group(graph, "polyvirt_windows") == set(listing["polyvirt_windows"]["hosts"]), graph
         finally:
-            if seeded:
-                run([os.path.join(BIN, "ansible-playbook"), os.path.join(HERE, "seed.yml"), "-e", "@" + vars_file, "-e", "inventory_state=absent"], env)
-            for proc in procs:
-                proc.terminate()
-                proc.wait(timeout=30)
+            try:
+                if seeded:
+                    run([os.path.join(BIN, "ansible-playbook"), os.path.join(HERE, "seed.yml"), "-e", "@" + vars_file, "-e", "inventory_state=absent"], env)
+            finally:
+                for proc in procs:  # also when the clean-up failed
+                    proc.terminate()
+                    proc.wait(timeout=30)
     print("inventory test passed in %.0f s" % (time.monotonic() - started))
     return 0
 
