@@ -19,7 +19,7 @@ TOOLS_VENV := .build/tools-venv
 
 REQS := $(wildcard requirements/*.txt) tests/requirements.txt $(wildcard tests/simulators/*/requirements.txt)
 
-.PHONY: help venv collection pip-bootstrap test-tree sanity-tools lab demo demo-clean test sanity units fuzz simulators integration bench clean
+.PHONY: help venv collection pip-bootstrap test-tree sanity-tools lab demo demo-clean test sanity units fuzz simulators integration inventory bench clean
 
 help:
 	@echo "make demo        fresh machine -> LXD lab -> playbooks/demo.yml (make demo-clean removes the guests)"
@@ -48,7 +48,7 @@ demo: lab
 demo-clean: venv collection
 	$(BIN)/ansible-playbook playbooks/demo.yml -e demo_state=absent
 
-test: sanity units fuzz simulators integration
+test: sanity units fuzz simulators integration inventory
 
 # Copy the tracked and new (not ignored) files into an ansible_collections tree for ansible-test.
 test-tree:
@@ -87,14 +87,21 @@ JOBS ?= 2
 integration: $(if $(BACKENDS),$(if $(filter lxd,$(BACKENDS)),lab,venv),lab) test-tree
 	cd $(TEST_TREE) && $(BIN)/python tests/integration/run.py --backends "$(BACKENDS)" --targets "$(TARGETS)" --jobs $(JOBS)
 
+# The inventory plugin on one config file with sources on the LXD lab and on the four simulators at once
+# (tests/integration/inventory/run.py); it removes the containers it makes.
+inventory: lab collection
+	$(VPY) tests/integration/inventory/run.py
+
 # The tools venv (TOOLS_VENV above).
 $(TOOLS_VENV)/.stamp: bench/requirements.txt
 	$(PYTHON) -m venv $(TOOLS_VENV)
 	$(TOOLS_VENV)/bin/python -m pip install -q -r bench/requirements.txt
 	touch $@
 
-bench: lab $(TOOLS_VENV)/.stamp
+bench: lab collection $(TOOLS_VENV)/.stamp
 	$(TOOLS_VENV)/bin/python bench/lxd_noop.py
+	$(TOOLS_VENV)/bin/python bench/inventory_proxmox.py
+	$(TOOLS_VENV)/bin/python bench/inventory_lxd.py
 
 clean:
 	rm -rf .build tests/output

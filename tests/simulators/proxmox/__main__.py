@@ -34,9 +34,13 @@ def main(argv=None):
                         help='add a shared (NFS-like) storage NAME on every node, for clones and migrations across nodes')
     parser.add_argument('--bridges', default='vmbr0', help="the nodes' Linux bridges, comma-separated (default vmbr0)")
     parser.add_argument('--auth-delay', type=float, default=0.0, help='seconds to delay 401 answers (PVE uses 3)')
+    parser.add_argument('--latency', type=float, default=0.0, metavar='S',
+                        help='delay every API answer by S seconds (0.01 = 10 ms, a realistic cluster); the journal and /_sim/ answer at once')
     parser.add_argument('--no-seed', action='store_true', help='start without the seed template VM and LXC template volume')
     parser.add_argument('--verbose', action='store_true', help='log every request to stderr')
     args = parser.parse_args(argv)
+    if args.latency < 0:
+        parser.error('--latency must be 0 or more seconds')
     if bool(args.cert) != bool(args.key):
         parser.error('--cert and --key go together')
     try:
@@ -49,7 +53,7 @@ def main(argv=None):
     cluster = Cluster(nodes=nodes, time_scale=args.time_scale, faults=faults, state_file=args.state, seed=not args.no_seed,
                       shared_storages=args.shared_storage, bridges=[b for b in args.bridges.split(',') if b])
     server, url, _cafile = serve(args.host, args.port, cluster, Schema(), cert=args.cert, key=args.key, cert_dir=args.cert_dir,
-                                 auth_delay=args.auth_delay, verbose=args.verbose)
+                                 auth_delay=args.auth_delay, verbose=args.verbose, latency=args.latency)
 
     def stop(signum, frame):
         del signum, frame

@@ -243,6 +243,8 @@ class Handler(JournalingHandler, http.server.BaseHTTPRequestHandler):
                 self.authenticate(method)
                 self.reply(200, {'data': self.control(method, path, params)})
                 return
+            if self.server.latency:
+                time.sleep(self.server.latency)  # --latency: a network and pveproxy's cost per API answer
             m = re.match(r'^/api2/json(/.*)?$', path)
             if not m:
                 raise PveError("Method '%s %s' not implemented" % (method, path), 501)
@@ -335,8 +337,9 @@ class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, addr, cluster, schema, auth_delay=0.0, verbose=False):
+    def __init__(self, addr, cluster, schema, auth_delay=0.0, verbose=False, latency=0.0):
         self.cluster = cluster
+        self.latency = latency
         self.schema = schema
         self.auth = Auth()
         self.journal = Journal()
@@ -421,9 +424,9 @@ def _openssl_certificate(host, cert, key):
                     '-subj', '/CN=%s' % host, '-addext', san, '-keyout', key, '-out', cert], check=True, capture_output=True)
 
 
-def serve(host, port, cluster, schema, cert=None, key=None, cert_dir=None, auth_delay=0.0, verbose=False):
+def serve(host, port, cluster, schema, cert=None, key=None, cert_dir=None, auth_delay=0.0, verbose=False, latency=0.0):
     """Create the HTTPS server; returns (server, url, cafile)."""
-    server = Server((host, port), cluster, schema, auth_delay=auth_delay, verbose=verbose)
+    server = Server((host, port), cluster, schema, auth_delay=auth_delay, verbose=verbose, latency=latency)
     cafile = None
     if not cert:
         cert_dir = cert_dir or tempfile.mkdtemp(prefix='pve-sim-')

@@ -315,7 +315,13 @@ class HikubeInstances(Instances):
         by_vm = {}
         for pod in pods:
             by_vm.setdefault(((pod.get("metadata") or {}).get("labels") or {}).get("vm.kubevirt.io/name"), []).append(pod)
-        return [self.describe(app, disks.get(self._system_disk(app)), by_vm.get(INSTANCE_PREFIX + app["metadata"]["name"], []), None) for app in apps]
+        services = {}
+        if any((app.get("spec") or {}).get("external") for app in apps):
+            # An external instance is reached at its Service's address (as get(runtime=True) reads it): one more list, not one per VM.
+            services = dict((item["metadata"]["name"], item) for item in self.client.get(self.client.ns_path(CORE, "services")).get("items") or [])
+        return [self.describe(app, disks.get(self._system_disk(app)), by_vm.get(INSTANCE_PREFIX + app["metadata"]["name"], []),
+                              services.get(INSTANCE_PREFIX + app["metadata"]["name"]) if (app.get("spec") or {}).get("external") else None)
+                for app in apps]
 
     def describe(self, app, disk, pods=None, service=None, request=None):
         meta = app.get("metadata") or {}
