@@ -193,8 +193,8 @@ def main():
     for row, times in results.items():
         median = statistics.median(times)
         reads, writes = requests[row]
-        print("%-30s %10.2f %12.3f %8.2f %18s" % (row, median, median / args.count, median / ours,
-                                                 "%.1f GET, %.1f other" % (reads / args.count, writes / args.count)))
+        sent = "%.1f GET, %.1f other" % (reads / args.count, writes / args.count)
+        print("%-30s %10.2f %12.3f %8.2f %18s" % (row, median, median / args.count, median / ours, sent))
     theirs = statistics.median(results["kubernetes.core.k8s"])
     floor = statistics.median(results["ansible.builtin.ping (floor)"])
     print()
