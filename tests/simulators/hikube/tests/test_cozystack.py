@@ -425,6 +425,12 @@ def test_tenant_rbac(sims):
     assert res(dyn, "core.cozystack.io/v1alpha1", "Option").get(namespace=NS, name="instancetype").spec["items"]
     with pytest.raises(dexc.ForbiddenError):
         res(dyn, "instancetype.kubevirt.io/v1beta1", "VirtualMachineClusterInstancetype").get()
+    # DataVolumes only by name (each VMDisk release's own Role), so no list
+    disk = unique("rbd")
+    make_disk(dyn, disk, {"source": {}, "storage": "1Gi"})
+    assert wait_for(fetch(dyn, "cdi.kubevirt.io/v1beta1", "DataVolume", "vm-disk-" + disk), bool)["metadata"]["name"] == "vm-disk-" + disk
+    with pytest.raises(dexc.ForbiddenError):
+        res(dyn, "cdi.kubevirt.io/v1beta1", "DataVolume").get(namespace=NS)
     # the admin token keeps full rights (for test set-up)
     url = "%s/apis/kubevirt.io/v1/namespaces/%s/virtualmachineinstances/vm-instance-%s" % (sim.url, NS, name)
     req = urllib.request.Request(url, headers={"Authorization": "Bearer polyvirt-sim-admin"})
