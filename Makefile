@@ -102,6 +102,7 @@ bench: lab collection $(TOOLS_VENV)/.stamp
 	$(TOOLS_VENV)/bin/python bench/lxd_noop.py
 	$(TOOLS_VENV)/bin/python bench/inventory_proxmox.py
 	$(TOOLS_VENV)/bin/python bench/inventory_lxd.py
+	$(TOOLS_VENV)/bin/python bench/hikube_noop.py
 
 clean:
 	rm -rf .build tests/output

@@ -105,6 +105,10 @@ class Probe:
         interfaces = dict((item.get("name"), item) for item in (domain.get("devices") or {}).get("interfaces") or [])
         networks = [{"network": (item.get("multus") or {}).get("networkName"), "mac": (interfaces.get(item.get("name")) or {}).get("macAddress")}
                     for item in template.get("networks") or [] if item.get("multus")]
+        # The pod network comes first (KubeVirt's default interface); its MAC is the running VMI's (none while stopped).
+        vmi = self._get("kubevirt.io", "v1", "virtualmachineinstances", release) or {}
+        macs = dict((item.get("name"), item.get("mac")) for item in (vmi.get("status") or {}).get("interfaces") or [])
+        networks = [{"network": "pod", "mac": macs.get(item.get("name"))} for item in template.get("networks") or [] if "pod" in item] + networks
         snapshots = [item for item in self._list("snapshot.kubevirt.io", "v1beta1", "virtualmachinesnapshots")
                      if (item.get("spec") or {}).get("source", {}).get("name") == release]
         backups = [item for item in self._list("backups.cozystack.io", "v1alpha1", "backups")

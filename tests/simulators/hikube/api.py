@@ -10,17 +10,19 @@ import base64
 import copy
 import ipaddress
 import json
-import time
+import random
 
 from . import cozystack
 from .kube import (DNS1035_LABEL, DNS1123_SUBDOMAIN, ApiError, PatchError, already_exists, bad_request, conflict,
-                   fields_match, invalid, json_patch, labels_match, merge_patch, namespace_not_found, new_meta,
+                   apply_patch, fields_match, invalid, json_patch, labels_match, merge_patch, namespace_not_found, new_meta,
                    not_found, now_rfc3339, parse_field_selector, parse_label_selector, strategic_merge_patch)
 
 MERGE = "application/merge-patch+json"
 JSONPATCH = "application/json-patch+json"
 STRATEGIC = "application/strategic-merge-patch+json"
 APPLY = "application/apply-patch+yaml"
+# apiserver storage/names: generateName appends 5 of these (no vowels, no look-alikes)
+NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 PVC_PROTECTION = "kubernetes.io/pvc-protection"
 SERVER_MANAGED = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation",
                   "resourceVersion", "namespace", "name", "selfLink")
@@ -115,6 +117,26 @@ class Api:
             bad = sorted(k for k in body["spec"] if k.startswith("_"))
             if bad:
                 raise bad_request("spec key \"%s\" is not allowed: keys starting with '_' are reserved" % bad[0])
+
+    @staticmethod
+    def _validate_schema(rt, name, body):
+        """What the CRD's openAPIV3Schema requires (backups.cozystack.io_backupjobs.yaml: applicationRef{kind, name}, backupClassName)."""
+        if (rt.group, rt.plural) != ("backups.cozystack.io", "backupjobs"):
+            return
+        spec = body.get("spec") if isinstance(body.get("spec"), dict) else {}
+        causes = []
+        ref = spec.get("applicationRef")
+        if not isinstance(ref, dict):
+            causes.append(("spec.applicationRef", "Required value"))
+        else:
+            causes.extend(("spec.applicationRef.%s" % key, "Required value") for key in ("kind", "name") if not ref.get(key))
+        if "backupClassName" not in spec:
+            causes.append(("spec.backupClassName", "Required value"))
+        elif not isinstance(spec["backupClassName"], str) or not spec["backupClassName"]:
+            causes.append(("spec.backupClassName", 'Invalid value: "%s": spec.backupClassName in body should be at least 1 chars long'
+                           % spec["backupClassName"]))
+        if causes:
+            raise invalid(rt, name, causes)
 
     def _inject(self, verb, rt, name=None):
         if self.faults is not None:
@@ -224,7 +246,10 @@ class Api:
         meta = body.get("metadata") or {}
         name = meta.get("name")
         if not name and meta.get("generateName"):
-            name = meta["generateName"] + base64.b32encode(str(time.time_ns()).encode()).decode().lower()[-5:]
+            if self.cozy(rt):  # Cozystack's application validation wants a name (the release is named after it)
+                raise invalid(rt, "", [("metadata.name", "Required value: name is required")])
+            # as apiserver storage/names: 5 characters from an alphabet without vowels or look-alikes
+            name = meta["generateName"][:253 - 5] + "".join(random.choice(NAME_ALPHABET) for _index in range(5))
             meta["name"] = name
         self._inject("create", rt, name)
         if rt.virtual or "create" not in rt.verbs:
@@ -233,6 +258,7 @@ class Api:
             if meta.get("namespace") and meta["namespace"] != ns:
                 raise bad_request("the namespace of the provided object does not match the namespace sent on the request")
         self._validate_name(rt, name, ns)
+        self._validate_schema(rt, name, body)
         if meta.get("resourceVersion") and not self.cozy(rt):
             raise bad_request("resourceVersion should not be set on objects to be created")
         self.check_namespace(rt, ns, creating=True)
@@ -362,22 +388,27 @@ class Api:
         if ctype == STRATEGIC and not rt.builtin and not self.cozy(rt):
             raise ApiError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted media types "
                            "include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml")
-        if ctype == APPLY:
-            raise ApiError(415, "UnsupportedMediaType", "server-side apply (application/apply-patch+yaml) is not emulated; use "
-                           "application/merge-patch+json or application/json-patch+json")
         try:
             patch = json.loads(body_bytes or b"null")
         except ValueError as exc:
+            if ctype == APPLY:  # YAML is not parsed here (standard library only): JSON is YAML too, and what clients send
+                raise ApiError(415, "UnsupportedMediaType", "server-side apply: the emulator reads JSON bodies only (a YAML subset)") from exc
             raise bad_request("error decoding patch: %s" % exc) from exc
+        if ctype == APPLY:
+            patch = self._apply_body(rt, name, patch, params)
         self.check_namespace(rt, ns)
         key_ns = ns if rt.namespaced else ""
         with self.store.lock:
             old = self.store.get(rt.key, key_ns, name)
+            if old is None and ctype == APPLY:
+                return self.create(rt, ns, patch, params)  # an apply creates a missing object (patch.go forceAllowCreate)
             if old is None:
                 raise not_found(rt, name)
             current = self.present(rt, old) if self.cozy(rt) else copy.deepcopy(old)
             try:
-                if ctype == MERGE:
+                if ctype == APPLY:
+                    result = apply_patch(current, patch)
+                elif ctype == MERGE:
                     if not isinstance(patch, dict):
                         raise bad_request("error decoding patch: merge patch must be a JSON object")
                     result = merge_patch(current, patch)
@@ -404,6 +435,21 @@ class Api:
                 self._check_body(rt, {"spec": result["spec"]})
             new = self._merge_update(rt, old, result, sub)
             return self._store_update(rt, key_ns, old, new, params)
+
+    def _apply_body(self, rt, name, body, params):
+        """Server-side apply (Cozystack >= 1.6.0 serves it too): the applied configuration, checked as the apiserver does."""
+        if not params.get("fieldManager"):
+            raise bad_request("fieldManager is required for apply requests")
+        if not isinstance(body, dict):
+            raise bad_request("error decoding patch: an applied configuration must be an object")
+        self._check_body(rt, body)
+        if not body.get("apiVersion") or not body.get("kind"):
+            raise bad_request("invalid object type: apiVersion and kind are required for apply requests")
+        meta = body.setdefault("metadata", {})
+        if meta.get("name", name) != name:
+            raise bad_request("the name of the object (%s) does not match the name on the URL (%s)" % (meta.get("name"), name))
+        meta["name"] = name
+        return body
 
     @staticmethod
     def _cozy_strategic(current, patch):

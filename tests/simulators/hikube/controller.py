@@ -445,7 +445,7 @@ class Controller:
             ready = cond("Ready", "True", reason, rel["message"], conds)
             released = cond("Released", "True", reason, rel["message"], conds)
         if kind == "VMDisk":
-            workloads = (cond("WorkloadsReady", "True", "Operational", "", conds) if rel["rev"] > 0
+            workloads = (cond("WorkloadsReady", "True", "WorkloadMonitorCheck", "", conds) if rel["rev"] > 0
                          else cond("WorkloadsReady", "Unknown", "Pending", "", conds))
         else:
             pods = [p for p in self.store.list(K_POD, ns)
@@ -453,11 +453,11 @@ class Controller:
             ok = any(c.get("type") == "Ready" and c.get("status") == "True"
                      for p in pods for c in p.get("status", {}).get("conditions", []))
             if ok:
-                workloads = cond("WorkloadsReady", "True", "Operational", "", conds)
+                workloads = cond("WorkloadsReady", "True", "WorkloadMonitorCheck", "", conds)
             elif rel["rev"] == 0:
                 workloads = cond("WorkloadsReady", "Unknown", "Pending", "", conds)
             else:
-                workloads = cond("WorkloadsReady", "False", "NotOperational", "0 of 1 virt-launcher pods ready", conds)
+                workloads = cond("WorkloadsReady", "False", "WorkloadMonitorCheck", "0 of 1 virt-launcher pods ready", conds)
         status = {"version": version, "conditions": [ready, released, workloads]}
         self.set_status(K_VMINST if kind == "VMInstance" else K_VMDISK, app, status)
 
@@ -498,6 +498,8 @@ class Controller:
     def render_disk(self, ns, release, spec):
         labels = self.labels(release, "vm-disk")
         source = spec.get("source") or {}
+        if len([key for key in source if key in ("http", "image", "disk", "upload")]) > 1:
+            return "execution error at (vm-disk/templates/dv.yaml:20:4): Exactly one type of source is expected!"
         storage = str(spec.get("storage"))
         dv = self.store.get(K_DV, ns, release)
         if dv is None:
@@ -547,7 +549,7 @@ class Controller:
             dv_name = "vm-disk-%s" % disk.get("name")
             dv = self.store.get(K_DV, ns, dv_name)
             if dv is None:
-                return "execution error at (vm-instance/templates/vm.yaml:67:16): Specified disk not exists in cluster: %s" % dv_name
+                return "execution error at (vm-instance/templates/vm.yaml:80:16): Specified disk not exists in cluster: %s" % disk.get("name")
             optical = (dv["metadata"].get("annotations") or {}).get("vm-disk.cozystack.io/optical") == "true"
             entry = {"name": "disk-" + disk["name"], ("cdrom" if optical else "disk"): ({"bus": disk["bus"]} if disk.get("bus") else {}),
                      "bootOrder": idx + 1}
@@ -934,6 +936,8 @@ class Controller:
                                                 cond("ContainersReady", "True", "", "", None), cond("Ready", "True", "", "", None)],
                                  "containerStatuses": [{"name": "compute", "ready": True, "restartCount": 0, "started": True,
                                                         "image": "quay.io/kubevirt/virt-launcher:v1.8.4",
+                                                        "imageID": "quay.io/kubevirt/virt-launcher@sha256:" + "0" * 64,
+                                                        "containerID": "containerd://" + pod["metadata"]["uid"].replace("-", ""),
                                                         "state": {"running": {"startedAt": now_rfc3339()}}}]}
                 self.put(K_POD, pod)
             return

@@ -193,6 +193,17 @@ def fields_match(reqs, obj):
 
 # ---------------------------------------------------------------- patches
 
+def apply_patch(current, applied):
+    """Server-side apply without managedFields: the applied fields win, maps merge, lists are atomic (no list-type markers on
+    these kinds); fields the same manager applied before and left out now are not removed (that needs field ownership)."""
+    if not isinstance(current, dict) or not isinstance(applied, dict):
+        return copy.deepcopy(applied)
+    result = copy.deepcopy(current)
+    for key, value in applied.items():
+        result[key] = apply_patch(result.get(key), value) if isinstance(value, dict) else copy.deepcopy(value)
+    return result
+
+
 def merge_patch(target, patch):
     """RFC 7386 JSON merge patch."""
     if not isinstance(patch, dict):

@@ -23,7 +23,8 @@ TENANT_RULES = {
     ("subresources.kubevirt.io", "virtualmachines/start"): {"update"},
     ("subresources.kubevirt.io", "virtualmachines/stop"): {"update"},
     ("subresources.kubevirt.io", "virtualmachines/restart"): {"update"},
-    ("cdi.kubevirt.io", "datavolumes"): {"get", "list"},
+    # A per-release Role (vm-disk's dashboard-resourcemap.yaml) names each DataVolume: get by name, no list.
+    ("cdi.kubevirt.io", "datavolumes"): {"get"},
     ("backups.cozystack.io", "plans"): ALL,
     ("backups.cozystack.io", "backupjobs"): ALL,
     ("backups.cozystack.io", "restorejobs"): ALL,

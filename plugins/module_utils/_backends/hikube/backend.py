@@ -10,7 +10,7 @@ from ansible_collections.polyvirt.compute.plugins.module_utils._backends.hikube.
 from ansible_collections.polyvirt.compute.plugins.module_utils._errors import AuthError, InvalidInput, NotFound
 
 VM_FEATURES = frozenset(("instance.disk_size", "instance.flavor", "instance.tags", "instance.description", "instance.cloud_init",
-                         "instance.ssh_keys", "wait_for.ip", "disk.optical", "disk.source.image", "disk.source.url"))
+                         "instance.ssh_keys", "wait_for.ip", "clone", "disk.optical", "disk.source.image", "disk.source.url"))
 
 
 class HikubeBackend(Backend):
@@ -31,6 +31,9 @@ class HikubeBackend(Backend):
         "instance.ssh_keys": "`sshKeys` (inside `cloudInit` when user_data is set too)",
         "wait_for.ip": "the LoadBalancer address when external, else the virt-launcher pod IP",
         "wait_for.cloud_init": "tenants cannot exec in the guest",
+        "clone": "a VMDisk `source.disk` copy of each disk (CDI: the source must be stopped), then a `VMInstance` on the copies",
+        "clone.linked": "CDI copies whole disks",
+        "clone.target": "one tenant namespace",
         "disk": "`VMDisk` (storage = its storageClass); attach = the instance's `spec.disks`, seen by the guest from its next start",
         "disk.optical": "`optical: true` (a CD-ROM)",
         "disk.source.image": "a golden image",

@@ -12,9 +12,13 @@ request, so a task that fails on bad input never pays for it.
 
 from __future__ import annotations
 
+import base64
 import json
+import os
+import ssl
 from urllib.parse import quote, urlencode
 
+from ansible_collections.polyvirt.compute.plugins.module_utils._cloud_init import _yaml
 from ansible_collections.polyvirt.compute.plugins.module_utils._errors import (
     AuthError,
     BackendUnavailable,
@@ -79,12 +83,17 @@ class KubeClient:
         self._timeout = timeout
         self._config = None
         self._pool = None
+        self._host = self._token = None
         self.endpoint = host or kubeconfig or "the default kubeconfig"
 
     # -- plumbing -------------------------------------------------------------------------------
 
     def _connect(self):
         if self._pool is not None:
+            return
+        plain = self._plain()
+        if plain is not None:
+            self._connect_plain(*plain)
             return
         kubeconfig, context, host = self._settings[:3]
         validate_certs, ca_cert = self._settings[4:]
@@ -110,7 +119,67 @@ class KubeClient:
         if validate_certs is False:
             config.verify_ssl = False  # per pool, so REQUESTS_CA_BUNDLE and friends cannot turn it back on
         self._config = config
+        self._host = config.host
         self._pool = RESTClientObject(config).pool_manager
+
+    def _plain(self):
+        """(server, token, CA file, CA data, verify) when no more than a bearer token and a CA are needed, else None.
+
+        Then the kubernetes library, whose import costs more than a whole no-op task's API reads, is not loaded at all:
+        its lower layer (urllib3) talks to the server. Client certificates, exec plugins, auth providers, proxies
+        and merged kubeconfigs go through the library's loader.
+        """
+        kubeconfig, context, host, api_key, validate_certs, ca_cert = self._settings
+        if host:
+            return host.rstrip("/"), api_key, ca_cert, None, validate_certs is not False
+        path = kubeconfig or os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
+        yaml = _yaml()
+        if yaml is None or os.pathsep in path:
+            return None
+        try:
+            with open(path, encoding="utf-8") as handle:
+                data = yaml.safe_load(handle)
+            contexts = dict((item["name"], item.get("context") or {}) for item in data.get("contexts") or [])
+            chosen = contexts[context or data["current-context"]]
+            cluster = dict((item["name"], item.get("cluster") or {}) for item in data.get("clusters") or [])[chosen["cluster"]]
+            user = dict((item["name"], item.get("user") or {}) for item in data.get("users") or []).get(chosen.get("user")) or {}
+        except Exception:  # pylint: disable=broad-except  # anything unusual: the library's loader reports it in its words
+            return None
+        if set(user) - {"token"} or set(cluster) - {"server", "certificate-authority", "certificate-authority-data", "insecure-skip-tls-verify"}:
+            return None
+        server = str(cluster.get("server") or "")
+        if not server.startswith(("https://", "http://")):
+            return None
+        authority = cluster.get("certificate-authority")
+        if authority and not os.path.isabs(authority):
+            authority = os.path.join(os.path.dirname(os.path.abspath(path)), authority)
+        ca_data = cluster.get("certificate-authority-data")
+        try:
+            ca_data = base64.b64decode(ca_data).decode("ascii") if ca_data else None
+        except (ValueError, UnicodeDecodeError):
+            return None
+        if ca_cert:
+            authority, ca_data = ca_cert, None
+        verify = validate_certs is not False and not cluster.get("insecure-skip-tls-verify")
+        return server.rstrip("/"), user.get("token"), authority, ca_data, verify
+
+    def _connect_plain(self, server, token, authority, data, verify):
+        try:
+            import urllib3  # pylint: disable=import-outside-toplevel
+        except ImportError as exc:
+            raise MissingLibrary("the hikube backend needs the kubernetes Python library where the module runs (pip install kubernetes): %s" % exc)
+        options = {"num_pools": 4, "maxsize": 4}
+        if server.startswith("https://"):
+            if not verify:
+                urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+                options["cert_reqs"] = "CERT_NONE"
+            else:
+                context = ssl.create_default_context(cafile=authority if authority else (None if data else _certifi()), cadata=data)
+                options["ssl_context"] = context
+        self._host = server
+        self._token = token
+        self.endpoint = self._settings[2] or server
+        self._pool = urllib3.PoolManager(**options)
 
     def close(self):
         if self._pool is not None:
@@ -119,10 +188,10 @@ class KubeClient:
 
     def _headers(self, content_type=None):
         headers = {"Accept": "application/json", "User-Agent": "polyvirt.compute"}
-        api_key = self._settings[3]
+        api_key = self._settings[3] if self._config is not None else self._token
         if api_key:
             headers["Authorization"] = "Bearer " + api_key
-        else:
+        elif self._config is not None:
             # The kubeconfig's credentials as the library resolved them (token, exec plugin; its key name differs by version).
             for setting in self._config.auth_settings().values():
                 if setting.get("in") == "header" and setting.get("value"):
@@ -133,7 +202,7 @@ class KubeClient:
 
     def _send(self, method, path, body=None, query=None, content_type=None, timeout=None, stream=False):
         self._connect()
-        url = self._config.host + path + ("?" + urlencode(query) if query else "")
+        url = self._host + path + ("?" + urlencode(query) if query else "")
         data = None if body is None else json.dumps(body).encode("utf-8")
         import urllib3  # pylint: disable=import-outside-toplevel  # loaded by the kubernetes library already
 
@@ -266,6 +335,15 @@ class KubeClient:
         if subresource:
             parts.append(subresource)
         return "/".join(parts)
+
+
+def _certifi():
+    """The CA bundle the kubernetes library trusts by default (certifi's), where certifi is installed."""
+    try:
+        import certifi  # pylint: disable=import-outside-toplevel
+    except ImportError:
+        return None
+    return certifi.where()
 
 
 def error_for(code, payload, method, path):

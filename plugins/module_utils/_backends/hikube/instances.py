@@ -491,6 +491,83 @@ class HikubeInstances(Instances):
             app = self.client.patch(self.app_path(spec["name"]), {"spec": {"runStrategy": None, "running": False}}, timeout=deadline.remaining())
         return self.describe(app, self.client.get_or_none(self.disk_path(disk_name)))
 
+    # -- cloning --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _disk_names(app):
+        return [item["name"] for item in (app.get("spec") or {}).get("disks") or [] if isinstance(item, dict) and item.get("name")]
+
+    def _clone_plan(self, source, spec):
+        """[(source disk, copy name)]: the system disk becomes the clone's system disk, any other ``<clone>-<disk>``."""
+        system = self._system_disk(source["_native"])
+        plan = []
+        for disk in self._disk_names(source["_native"]) or [system]:
+            copy = system_disk_name(spec) if disk == system else "%s-%s" % (spec["name"], disk)
+            validate_name(copy, "the copy of disk %s (name + '-' + disk)" % disk, DISK_NAME_MAX, "VMDisk")
+            plan.append((disk, copy))
+        return plan
+
+    def check_clone(self, source, spec, clone):
+        # CDI does not clone a PVC a running VM uses: the copy would wait (CloneSourceInUse) until the source stops.
+        if source["state"] != "stopped":
+            raise Conflict("instance %s is %s: Hikube copies a VM's disks with CDI, which does not clone a disk a running VM uses "
+                           "(CloneSourceInUse); stop it first (state: stopped)" % (source["name"], source["state"]))
+        taken = [copy for disk, copy in self._clone_plan(source, spec) if self.client.get_or_none(self.disk_path(copy)) is not None]
+        if taken:
+            raise Conflict("clone %s would copy the disks of %s to %s, which exist already" % (spec["name"], source["name"], ", ".join(taken)))
+        if spec["flavor"] is not None:
+            self._check_option("instancetype", spec["flavor"], "flavor", "an instanceType")
+        if spec["backend_options"].get("profile"):
+            self._check_option("instanceprofile", spec["backend_options"]["profile"], "backend_options.profile", "an instanceProfile")
+        if spec["flavor"] is None and (spec["cpus"] is None) != (spec["memory_mib"] is None) and (source["_native"].get("spec") or {}).get("instanceType"):
+            raise InvalidInput("instance %s uses the instanceType %s; to give its clone resources instead set both cpus and memory" % (
+                source["name"], source["_native"]["spec"]["instanceType"]))
+
+    def clone(self, source, spec, clone, deadline):
+        """A VMDisk copy (``source.disk``) of each disk of ``source``, then a halted VMInstance on the copies with ``spec`` applied."""
+        app = source["_native"]
+        source_spec = app.get("spec") or {}
+        made = []
+        try:
+            for disk, copy in self._clone_plan(source, spec):
+                original = (self.client.get_or_none(self.disk_path(disk)) or {}).get("spec") or {}
+                disk_spec = {"source": {"disk": {"name": disk}}}
+                for key in ("storage", "storageClass", "optical"):
+                    if original.get(key) not in (None, ""):
+                        disk_spec[key] = original[key]
+                if copy == system_disk_name(spec) and spec["disk_gib"] is not None:
+                    disk_spec["storage"] = "%dGi" % spec["disk_gib"]
+                labels = {SYSTEM_DISK_OF: spec["name"]} if copy == system_disk_name(spec) else {}
+                self.client.create(self.disk_path(), {"apiVersion": "apps.cozystack.io/v1alpha1", "kind": "VMDisk",
+                                                      "metadata": {"name": copy, "labels": labels}, "spec": disk_spec}, timeout=deadline.remaining())
+                made.append(copy)
+            copies = dict(self._clone_plan(source, spec))
+            body_spec = dict((key, value) for key, value in source_spec.items() if key not in ("cloudInitSeed", "running", "runStrategy"))
+            body_spec["disks"] = [dict(item, name=copies.get(item.get("name"), item.get("name"))) for item in source_spec.get("disks") or []
+                                  if isinstance(item, dict)] or [{"name": system_disk_name(spec)}]
+            body_spec.update(run_value(source_spec, False))
+            self._write_settings(body_spec, self.desired(spec), source_spec)
+            user_data = split_user_data(spec["user_data"])[0]
+            if user_data:
+                body_spec["cloudInit"] = user_data
+            meta = app.get("metadata") or {}
+            labels = dict((key, value) for key, value in (meta.get("labels") or {}).items() if key.startswith(TAG_PREFIX))
+            annotations = dict((key, value) for key, value in (meta.get("annotations") or {}).items() if key in (TAGS, DESCRIPTION))
+            annotations[SYSTEM_DISK] = system_disk_name(spec)
+            if spec["tags"] is not None:
+                labels = dict((key, value) for key, value in tag_labels(spec["tags"], labels).items() if value is not None)
+                annotations[TAGS] = json.dumps(spec["tags"])
+            if spec["description"] is not None:
+                annotations[DESCRIPTION] = spec["description"]
+            body = {"apiVersion": "apps.cozystack.io/v1alpha1", "kind": "VMInstance",
+                    "metadata": {"name": spec["name"], "labels": labels, "annotations": annotations}, "spec": body_spec}
+            created = self.client.create(self.app_path(), body, timeout=deadline.remaining())
+        except PolyvirtError:
+            for copy in made:  # nothing half-made: the copies were only for this clone
+                self._delete_disk(copy, deadline)
+            raise
+        return self.describe(created, self.client.get_or_none(self.disk_path(system_disk_name(spec))))
+
     def _readable(self, name, deadline):
         lag = Deadline(min(READ_LAG_SECONDS, deadline.remaining()))
         try:

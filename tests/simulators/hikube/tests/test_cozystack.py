@@ -210,7 +210,7 @@ def test_chart_failures_surface_as_ready_false(dyn):
     app = wait_for(fetch(dyn, APPS, "VMInstance", strings), lambda o: condition(o, "Ready")["status"] == "False")
     assert "disks.0: Invalid type. Expected: object, given: string" in condition(app, "Ready")["message"]
     app = wait_for(fetch(dyn, APPS, "VMInstance", no_disk), lambda o: condition(o, "Ready")["status"] == "False")
-    assert "Specified disk not exists in cluster: vm-disk-%s-d" % no_disk in condition(app, "Ready")["message"]
+    assert "Specified disk not exists in cluster: %s-d" % no_disk in condition(app, "Ready")["message"]  # the bare disk name (vm.yaml)
     assert fetch(dyn, "kubevirt.io/v1", "VirtualMachine", "vm-instance-" + no_disk)() is None
     # Flux retries on failure: once the disk exists the release installs
     make_disk(dyn, no_disk + "-d", {})
@@ -318,8 +318,8 @@ def test_snapshot_and_backup(dyn):
     copy = fetch(dyn, APPS, "VMInstance", vm, ns="tenant-" + vm)()
     assert copy["spec"]["runStrategy"] == "Halted" and copy["spec"]["instanceType"] == "u1.medium"
     failed = res(dyn, "backups.cozystack.io/v1alpha1", "BackupJob").create(namespace=NS, body={
-        "metadata": {"name": vm + "-missing"}, "spec": {"applicationRef": {"apiGroup": "apps.cozystack.io", "kind": "VMInstance",
-                                                                           "name": "absent"}}})
+        "metadata": {"name": vm + "-missing"}, "spec": {"backupClassName": "cozy-default", "applicationRef": {
+            "apiGroup": "apps.cozystack.io", "kind": "VMInstance", "name": "absent"}}})
     job = wait_for(fetch(dyn, "backups.cozystack.io/v1alpha1", "BackupJob", failed.metadata.name),
                    lambda j: (j.get("status") or {}).get("phase") == "Failed")
     assert "not found" in job["status"]["message"]
@@ -425,6 +425,12 @@ def test_tenant_rbac(sims):
     assert res(dyn, "core.cozystack.io/v1alpha1", "Option").get(namespace=NS, name="instancetype").spec["items"]
     with pytest.raises(dexc.ForbiddenError):
         res(dyn, "instancetype.kubevirt.io/v1beta1", "VirtualMachineClusterInstancetype").get()
+    # DataVolumes only by name (each VMDisk release's own Role), so no list
+    disk = unique("rbd")
+    make_disk(dyn, disk, {"source": {}, "storage": "1Gi"})
+    assert wait_for(fetch(dyn, "cdi.kubevirt.io/v1beta1", "DataVolume", "vm-disk-" + disk), bool)["metadata"]["name"] == "vm-disk-" + disk
+    with pytest.raises(dexc.ForbiddenError):
+        res(dyn, "cdi.kubevirt.io/v1beta1", "DataVolume").get(namespace=NS)
     # the admin token keeps full rights (for test set-up)
     url = "%s/apis/kubevirt.io/v1/namespaces/%s/virtualmachineinstances/vm-instance-%s" % (sim.url, NS, name)
     req = urllib.request.Request(url, headers={"Authorization": "Bearer polyvirt-sim-admin"})
@@ -446,7 +452,8 @@ def test_pvc_protection_while_vm_runs(dyn):
     res(dyn, APPS, "VMInstance").patch(namespace=NS, name=vm, body={"spec": {"runStrategy": "Halted"}}, content_type=MERGE)
     app = wait_for(fetch(dyn, APPS, "VMInstance", vm), lambda o: condition(o, "Ready")["status"] == "False")
     assert condition(app, "Ready")["reason"] == "UpgradeFailed"
-    assert "Specified disk not exists in cluster: vm-disk-" + disk in condition(app, "Ready")["message"]
+    message = condition(app, "Ready")["message"]
+    assert "Specified disk not exists in cluster: " + disk in message and "vm-disk-" + disk not in message  # the bare disk name (vm.yaml)
     assert launcher(dyn, vm)["status"]["phase"] == "Running"
     assert fetch(dyn, "v1", "PersistentVolumeClaim", "vm-disk-" + disk)() is not None
     res(dyn, APPS, "VMInstance").delete(namespace=NS, name=vm)

@@ -17,7 +17,7 @@ from ansible_collections.polyvirt.compute.plugins.module_utils._backends.hikube.
 from ansible_collections.polyvirt.compute.plugins.module_utils._errors import AuthError, Conflict, InvalidInput, PolyvirtError  # noqa: E402
 from ansible_collections.polyvirt.compute.plugins.module_utils._reconcile.instance import InstanceReconciler, desired_spec, list_instances  # noqa: E402
 from ansible_collections.polyvirt.compute.plugins.module_utils._wait import Deadline  # noqa: E402
-from ansible_collections.polyvirt.compute.tests.unit.plugins.module_utils._backends.hikube.emulator import Emulator, apps  # noqa: E402
+from ansible_collections.polyvirt.compute.tests.unit.plugins.module_utils._backends.hikube.emulator import Emulator, apps, seed_instance  # noqa: E402
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl me@host"
 
@@ -361,5 +361,66 @@ def test_a_wait_lists_again_on_every_reconnect(monkeypatch):
         lists = [request for request in waits if "watch=true" not in request[2]]
         assert len(watches) >= 2 and len(lists) >= len(watches)  # the boot takes a few seconds: several 1 s watches, each after a list
         reconcile(emulator, name="slow1", state="absent", wait_timeout=60)
+    finally:
+        emulator.stop()
+
+
+# -- clones ---------------------------------------------------------------------------------------------
+
+
+def clone(sim, check_mode=False, **overrides):
+    from ansible_collections.polyvirt.compute.plugins.module_utils._reconcile.clone import CloneReconciler  # pylint: disable=import-outside-toplevel
+
+    values = dict(params(image=None, source="csrc", name="ccopy", state="started"), mode="full", snapshot=None, target=None)
+    values.update(overrides)
+    backend, transport = connect(sim)
+    try:
+        return CloneReconciler(backend, values, check_mode=check_mode, diff_mode=True).run(), transport
+    finally:
+        backend.close()
+
+
+def test_a_clone_copies_each_disk_with_a_vmdisk_clone_and_applies_the_options_in_the_same_task():
+    emulator = Emulator()
+    try:
+        seed_instance(emulator, "csrc", running=True)
+        refused = pytest.raises(Conflict, clone, emulator)
+        assert "instance csrc is running" in refused.value.message and "stop it first (state: stopped)" in refused.value.message
+        assert emulator.admin("GET", apps("vmdisks", "ccopy-system")) is None and emulator.admin("GET", apps("vminstances", "ccopy")) is None
+        reconcile(emulator, name="csrc", state="stopped")
+
+        check, transport = clone(emulator, check_mode=True, cpus=1, tags=["copy"], description="a copy")
+        assert check["cloned"] and transport.mutating() == []
+        made, transport = clone(emulator, cpus=1, tags=["copy"], description="a copy")
+        assert made["actions"] == ["clone instance ccopy from csrc", "start instance ccopy"] and made["instance"]["state"] == "running"
+        sent = [(request[0], request[1].rsplit("/", 1)[-1]) for request in transport.mutating()]
+        assert sent[:3] == [("POST", "vmdisks"), ("POST", "vmdisks"), ("POST", "vminstances")]  # the disks first, then the instance
+        system, data = emulator.admin("GET", apps("vmdisks", "ccopy-system")), emulator.admin("GET", apps("vmdisks", "ccopy-data1"))
+        assert system["spec"]["source"] == {"disk": {"name": "csrc-system"}} and system["spec"]["storage"] == "5Gi"
+        assert data["spec"]["source"] == {"disk": {"name": "data1"}}
+        native = emulator.admin("GET", apps("vminstances", "ccopy"))
+        assert native["spec"]["disks"] == [{"name": "ccopy-system"}, {"name": "ccopy-data1"}]
+        assert native["spec"]["resources"] == {"cpu": "1", "sockets": "1", "memory": "512Mi"} and native["spec"]["networks"] == [{"name": "tenant-net"}]
+        assert native["metadata"]["annotations"]["polyvirt.io/description"] == "a copy" and made["instance"]["tags"] == ["copy"]
+        assert native["spec"]["cloudInit"] == emulator.admin("GET", apps("vminstances", "csrc"))["spec"]["cloudInit"]
+
+        again, transport = clone(emulator, cpus=1, tags=["copy"], description="a copy")
+        assert not again["changed"] and not again["cloned"] and transport.mutating() == []
+        assert len(transport.reads()) == 2  # the VMInstance and its system disk (no address asked for: no pod read)
+
+        taken = pytest.raises(Conflict, clone, emulator, name="ccopy2", backend_options={"system_disk": "ccopy-system"})
+        assert "would copy the disks of csrc to ccopy-system, which exist already" in taken.value.message
+    finally:
+        emulator.stop()
+
+
+def test_a_clone_whose_instance_cannot_be_made_leaves_no_disk_copies():
+    emulator = Emulator("--fault", "error:verb=create,resource=vminstances,name=cbad,code=500,message=boom")
+    try:
+        seed_instance(emulator, "csrc", running=False)
+        with pytest.raises(PolyvirtError) as caught:
+            clone(emulator, name="cbad")
+        assert "boom" in caught.value.message
+        assert emulator.admin("GET", apps("vmdisks", "cbad-system")) is None and emulator.admin("GET", apps("vmdisks", "cbad-data1")) is None
     finally:
         emulator.stop()
