@@ -19,7 +19,7 @@ TOOLS_VENV := .build/tools-venv
 
 REQS := $(wildcard requirements/*.txt) tests/requirements.txt $(wildcard tests/simulators/*/requirements.txt)
 
-.PHONY: help venv collection pip-bootstrap test-tree sanity-tools lab demo demo-clean test lint changelog sanity units fuzz simulators integration bench clean
+.PHONY: help venv collection pip-bootstrap test-tree sanity-tools lab demo demo-clean test lint awx changelog sanity units fuzz simulators integration bench clean
 
 help:
 	@echo "make demo        fresh machine -> LXD lab -> playbooks/demo.yml (make demo-clean removes the guests)"
@@ -48,7 +48,7 @@ demo: lab
 demo-clean: venv collection
 	$(BIN)/ansible-playbook playbooks/demo.yml -e demo_state=absent
 
-test: lint sanity units fuzz simulators integration
+test: lint awx sanity units fuzz simulators integration
 
 # Copy the tracked and new (not ignored) files into an ansible_collections tree for ansible-test.
 test-tree:
@@ -105,6 +105,12 @@ lint: $(LINT_VENV)/.stamp collection
 	PATH=$(LINT_BIN):$$PATH antsibull-docs lint-collection-docs --plugin-docs --no-skip-rstcheck \
 	  --validate-collection-refs all --disallow-unknown-collection-refs --check-extra-docs-refs .
 	PATH=$(LINT_BIN):$$PATH ansible-lint --offline --profile production --strict --nocolor
+
+# AWX / AAP readiness (tests/awx): the credential types in extensions/awx/ against AWX's rules and the
+# variables the modules read, and meta/execution-environment.yml rendered by ansible-builder (no container
+# build), its requirements installed into a fresh venv (pip's cache keeps that quick) and imported.
+awx: venv $(LINT_VENV)/.stamp
+	POLYVIRT_LINT_BIN=$(LINT_BIN) $(VPY) -m pytest -q -p no:cacheprovider -rs tests/awx
 
 # Fold new changelog fragments into the release in preparation (the version in galaxy.yml):
 # changelogs/changelog.yaml and CHANGELOG.rst.
