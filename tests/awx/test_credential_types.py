@@ -166,7 +166,7 @@ def test_follows_awx_rules_for_inputs(backend):
             choices = field['choices']
             assert choices and all(isinstance(c, str) for c in choices) and len(set(choices)) == len(choices), field
         if 'default' in field:
-            assert type(field['default']) is {'string': str, 'boolean': bool}[field_type], field
+            assert isinstance(field['default'], {'string': str, 'boolean': bool}[field_type]), field
         if field.get('format') == 'ssh_private_key':
             assert field.get('secret') is True, field
     assert len(set(ids)) == len(ids), ids

@@ -198,7 +198,7 @@ def test_requirements_install_into_a_fresh_venv_and_every_backend_imports(contex
     """What the builder stage hands to pip (with the environment's ansible-core) is enough for every driver."""
     empty = tmp_path / 'collections-none'
     empty.mkdir()
-    pip_lines, _ = _introspect(context, _builder_workdir(context, tmp_path), empty, tmp_path)
+    pip_lines = _introspect(context, _builder_workdir(context, tmp_path), empty, tmp_path)[0]
     (tmp_path / 'install.txt').write_text('\n'.join(pip_lines) + '\n')
     env_dir = tmp_path / 'venv'
     venv.EnvBuilder(with_pip=True).create(str(env_dir))

@@ -1,4 +1,6 @@
-#!/usr/bin/env python3
+# Copyright (c) 2026 polyvirt.compute contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Fail when a changelog fragment is not in changelogs/changelog.yaml yet (run `make changelog`).
 
 The fragments are kept after a release (keep_fragments in changelogs/config.yaml), so that
