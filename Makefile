@@ -19,7 +19,7 @@ TOOLS_VENV := .build/tools-venv
 
 REQS := $(wildcard requirements/*.txt) tests/requirements.txt $(wildcard tests/simulators/*/requirements.txt)
 
-.PHONY: help venv collection pip-bootstrap test-tree sanity-tools lab demo demo-clean test sanity units fuzz simulators integration inventory bench clean
+.PHONY: help venv collection pip-bootstrap test-tree sanity-tools lab demo demo-clean test lint awx changelog sanity units fuzz simulators integration inventory bench clean
 
 help:
 	@echo "make demo        fresh machine -> LXD lab -> playbooks/demo.yml (make demo-clean removes the guests)"
@@ -48,7 +48,7 @@ demo: lab
 demo-clean: venv collection
 	$(BIN)/ansible-playbook playbooks/demo.yml -e demo_state=absent
 
-test: sanity units fuzz simulators integration inventory
+test: lint awx sanity units fuzz simulators integration inventory
 
 # Copy the tracked and new (not ignored) files into an ansible_collections tree for ansible-test.
 test-tree:
@@ -91,6 +91,38 @@ integration: $(if $(BACKENDS),$(if $(filter lxd,$(BACKENDS)),lab,venv),lab) test
 # (tests/integration/inventory/run.py); it removes the containers it makes.
 inventory: lab collection
 	$(VPY) tests/integration/inventory/run.py
+
+# The lint and packaging tools (ansible-lint, antsibull-docs, antsibull-changelog, ansible-builder) in a
+# venv of their own, so they never change what the tests run with.
+LINT_VENV := .build/lint-venv
+LINT_BIN := $(CURDIR)/$(LINT_VENV)/bin
+
+$(LINT_VENV)/.stamp: tests/lint/requirements.txt
+	$(PYTHON) -m venv $(LINT_VENV) || { apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(LINT_VENV); }
+	$(LINT_VENV)/bin/python -m pip install -q --upgrade pip
+	$(LINT_VENV)/bin/python -m pip install -q -r tests/lint/requirements.txt
+	touch $@
+
+# The changelog fragments, changelogs/changelog.yaml, the plugin and role docs, and ansible-lint's production
+# profile over the whole collection with no rule skipped. --offline: ansible-lint installs nothing from Galaxy.
+lint: $(LINT_VENV)/.stamp collection
+	PATH=$(LINT_BIN):$$PATH antsibull-changelog lint
+	PATH=$(LINT_BIN):$$PATH antsibull-changelog lint-changelog-yaml changelogs/changelog.yaml
+	$(LINT_BIN)/python tests/lint/changelog_current.py
+	PATH=$(LINT_BIN):$$PATH antsibull-docs lint-collection-docs --plugin-docs --no-skip-rstcheck \
+	  --validate-collection-refs all --disallow-unknown-collection-refs --check-extra-docs-refs .
+	PATH=$(LINT_BIN):$$PATH ansible-lint --offline --profile production --strict --nocolor
+
+# AWX / AAP readiness (tests/awx): the credential types in extensions/awx/ against AWX's rules and the
+# variables the modules read, and meta/execution-environment.yml rendered by ansible-builder (no container
+# build), its requirements installed into a fresh venv (pip's cache keeps that quick) and imported.
+awx: venv $(LINT_VENV)/.stamp
+	POLYVIRT_LINT_BIN=$(LINT_BIN) $(VPY) -m pytest -q -p no:cacheprovider -rs tests/awx
+
+# Fold new changelog fragments into the release in preparation (the version in galaxy.yml):
+# changelogs/changelog.yaml and CHANGELOG.rst.
+changelog: $(LINT_VENV)/.stamp collection
+	PATH=$(LINT_BIN):$$PATH antsibull-changelog release --update-existing --reload-plugins
 
 # The tools venv (TOOLS_VENV above).
 $(TOOLS_VENV)/.stamp: bench/requirements.txt
