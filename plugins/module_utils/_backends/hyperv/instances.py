@@ -220,12 +220,14 @@ class HyperVInstances(Instances):
 
     # -- changing -------------------------------------------------------------------------------
 
-    def _vm_root(self, spec):
-        return spec["backend_options"].get("vm_path") or self.backend.settings.get("vm_path") or self.backend.host()["virtual_machine_path"]
+    def vm_root(self, spec=None):
+        """The folder new VMs go in: ``backend_options.vm_path``, ``connection.vm_path`` or the host's default."""
+        chosen = spec["backend_options"].get("vm_path") if spec else None
+        return chosen or self.backend.settings.get("vm_path") or self.backend.host()["virtual_machine_path"]
 
     def _disk_path(self, spec):
         extension = spec["image"].rsplit(".", 1)[-1].lower()
-        return join(self._vm_root(spec), spec["name"], "Virtual Hard Disks", "%s.%s" % (spec["name"], extension))
+        return join(self.vm_root(spec), spec["name"], "Virtual Hard Disks", "%s.%s" % (spec["name"], extension))
 
     def _switches(self, spec):
         if spec["networks"]:
@@ -258,7 +260,7 @@ class HyperVInstances(Instances):
                 "generation": options.get("generation", 2),
                 "memory_startup": (spec["memory_mib"] or DEFAULT_MEMORY_MIB) * MIB,
                 "switch": switches[0] if switches else None,
-                "path": self._vm_root(spec),
+                "path": self.vm_root(spec),
                 "vhd_path": path,
             }
             args.update(self._set_args(self.desired(spec)))
@@ -408,7 +410,7 @@ class HyperVInstances(Instances):
         From a snapshot: the copy is first restored to that checkpoint (the source is never touched).
         """
         name = spec["name"]
-        folder = join(self._vm_root(spec), name)
+        folder = join(self.vm_root(spec), name)
         exported = self.backend.run("vm_export", deadline, name=source["name"], path=join(folder, "Export"))
         try:
             native = self.backend.run("vm_import", deadline, path=exported["config_path"], vm_path=folder, vhd_path=join(folder, "Virtual Hard Disks"),

@@ -18,7 +18,7 @@ import json
 HEADER = "# polyvirt-hyperv: %s %s"
 
 # Ops that change nothing: the journal and check mode tell reads from writes by these.
-READ_OPS = frozenset(("host_get", "switch_list", "vm_list", "vm_get", "vhd_get", "disk_list", "nic_list", "checkpoint_list"))
+READ_OPS = frozenset(("host_get", "switch_list", "vm_list", "vm_get", "vhd_get", "disk_list", "nic_list", "checkpoint_list", "dir_list", "file_read"))
 
 PRELUDE = r"""$ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
@@ -100,7 +100,19 @@ function ConvertTo-PvVm($vm) {
         parent_checkpoint = if ($vm.ParentSnapshotName) { $vm.ParentSnapshotName } else { $null }
         nics = @(Get-VMNetworkAdapter -VM $vm | ForEach-Object { ConvertTo-PvNic $_ })
         disks = @(Get-VMHardDiskDrive -VM $vm | ForEach-Object { ConvertTo-PvDisk $_ })
+        dvds = @(Get-VMDvdDrive -VM $vm | ForEach-Object { ConvertTo-PvDisk $_ })
     }
+}
+function ConvertTo-PvFile($entry) {
+    # Get-ChildItem / Get-Item objects: a DirectoryInfo has no Length.
+    $folder = $entry -is [IO.DirectoryInfo]
+    $created = $null
+    $length = $null
+    if (-not $folder) {
+        $created = $entry.CreationTimeUtc.ToString('o')
+        $length = $entry.Length
+    }
+    [pscustomobject]@{ name = $entry.Name; path = $entry.FullName; directory = $folder; length = $length; created = $created }
 }
 """
 
@@ -196,16 +208,22 @@ BODIES = {
             }
         }
         Remove-VM -VM $vm -Force
-        if ($a.delete_disks) {
-            foreach ($path in $paths) {
-                if (Test-Path -LiteralPath $path) {
-                    Remove-Item -LiteralPath $path -Force
-                    $deleted += $path
-                }
+        # Hyper-V merges the checkpoints into the disks as the VM goes: an .avhdx collected above may be gone.
+        $doomed = @()
+        if ($a.delete_disks) { $doomed += $paths }
+        if ($a.delete_files) { $doomed += @($a.delete_files) }
+        foreach ($path in $doomed) {
+            if (Test-Path -LiteralPath $path) {
+                Remove-Item -LiteralPath $path -Force
+                $deleted += $path
             }
         }
     }
     $r = [pscustomobject]@{ removed = [bool]$vm; deleted_files = $deleted }""",
+    "vm_rename": r"""    $vm = Get-PvVmOrFail $a.name
+    if (Get-PvVm $a.new_name) { throw "A virtual machine with the new name already exists." }
+    Rename-VM -VM $vm -NewName $a.new_name
+""" + VM_RESULT,
     "vhd_get": r"""    $vhd = Get-VHD -Path $a.path -ErrorAction SilentlyContinue
     $r = if ($vhd) { ConvertTo-PvVhd $vhd } else { $null }""",
     "vhd_create": r"""    switch ($a.type) {
@@ -281,6 +299,36 @@ BODIES = {
         Rename-VM -VM $vm -NewName $a.new_name
     }
 """ + VM_RESULT,
+    # A folder that does not exist fails with "Cannot find path ...": the caller reads that as empty.
+    "dir_list": r"""    $q = @{ LiteralPath = $a.path; Force = $true }
+    if ($a.filter) { $q.Filter = $a.filter }
+    if ($a.recurse) { $q.Recurse = $true }
+    $r = @(Get-ChildItem @q | ForEach-Object { ConvertTo-PvFile $_ })""",
+    # One chunk of a file: its bytes arrive base64 in the arguments; the first chunk creates the folder and replaces the file.
+    "file_write": r"""    $chunk = [Convert]::FromBase64String($a.data)
+    if ($a.append) {
+        Add-Content -LiteralPath $a.path -Value $chunk -Encoding Byte
+    } else {
+        $folder = Split-Path -Path $a.path -Parent
+        if (-not (Test-Path -LiteralPath $folder)) { New-Item -Path $folder -ItemType Directory -Force | Out-Null }
+        Set-Content -LiteralPath $a.path -Value $chunk -Encoding Byte
+    }
+    $r = ConvertTo-PvFile (Get-Item -LiteralPath $a.path)""",
+    "item_remove": r"""    $gone = -not (Test-Path -LiteralPath $a.path)
+    if (-not $gone) {
+        if ($a.recurse) { Remove-Item -LiteralPath $a.path -Recurse -Force } else { Remove-Item -LiteralPath $a.path -Force }
+    }
+    $r = [pscustomobject]@{ removed = -not $gone }""",
+    "dvd_add": r"""    $vm = Get-PvVmOrFail $a.name
+    $q = @{ VM = $vm; Path = $a.path }
+    Add-VMDvdDrive @q
+    $r = @(Get-VMDvdDrive -VM $vm | ForEach-Object { ConvertTo-PvDisk $_ })""",
+    "dvd_set": r"""    $vm = Get-PvVmOrFail $a.name
+    Set-VMDvdDrive -VMName $vm.Name -ControllerNumber $a.controller_number -ControllerLocation $a.controller_location -Path $a.path
+    $r = @(Get-VMDvdDrive -VM $vm | ForEach-Object { ConvertTo-PvDisk $_ })""",
+    "dvd_remove": r"""    $vm = Get-PvVmOrFail $a.name
+    Remove-VMDvdDrive -VMName $vm.Name -ControllerNumber $a.controller_number -ControllerLocation $a.controller_location
+    $r = @(Get-VMDvdDrive -VM $vm | ForEach-Object { ConvertTo-PvDisk $_ })""",
 }
 
 
