@@ -539,7 +539,7 @@ class Host:
                     deleted.append(path)
         for path in args.get('delete_files') or []:
             if key(path) in self.files:
-                self.in_use(path, 'Remove-Item', running_only=False)
+                self.in_use(path, 'Remove-Item')  # a running VM holds its media open; an Off one does not
                 del self.files[key(path)]
                 deleted.append(norm(path))
         return {'removed': True, 'deleted_files': deleted}
@@ -970,7 +970,7 @@ class Host:
             raise HyperVError("The item at %s has children and the Recurse parameter was not specified." % path,
                               'System.Management.Automation.PSInvalidOperationException', 'Remove-Item')
         for k in doomed:
-            self.in_use(self.files[k]['path'], 'Remove-Item', running_only=False)
+            self.in_use(self.files[k]['path'], 'Remove-Item')
         for k in doomed:
             del self.files[k]
         return {'removed': True, 'count': len(doomed)}
