@@ -44,13 +44,15 @@ class HyperVBackend(Backend):
     default_type = "vm"
     parts = ("instances", "snapshots", "backups", "disks")
     features = {"vm": frozenset(("instance.paused", "instance.disk_size", "instance.description", "wait_for.ip", "snapshot.stateful", "clone",
-                                 "backup.restore", "backup.storage"))}
+                                 "backup.restore", "backup.storage", "instance.cloud_init", "instance.ssh_keys"))}
     notes = {
         "instance.vm": "VMs on a differencing disk of the parent VHDX named by `image`",
         "instance.paused": "`Suspend-VM` / `Resume-VM`",
         "instance.disk_size": "`Resize-VHD` of the boot VHDX, grow only (online on generation 2)",
         "instance.description": "the VM's Notes",
         "instance.tags": "Hyper-V has no tags, and Notes hold the description",
+        "instance.cloud_init": "a NoCloud seed ISO (`cidata`) in a DVD drive, copied to the host over WinRM; read at first boot",
+        "instance.ssh_keys": "in the seed ISO's user-data (`ssh_authorized_keys`)",
         "wait_for.ip": "from the integration services' KVP data",
         "wait_for.cloud_init": "no guest exec without guest credentials",
         "snapshot": "checkpoints",

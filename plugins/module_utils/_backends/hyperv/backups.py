@@ -95,7 +95,7 @@ class HyperVBackups(Backups):
         self._import(config, staging, deadline)
         new = instances.get(staging)
         try:
-            instances.delete(instance, True, deadline)
+            instances.remove(instance, True, deadline, keep_seed=True)  # the copy's DVD drive holds the same seed ISO
         except PolyvirtError as exc:
             instances.delete(new, True, deadline)
             exc.message = "could not replace instance %s (the restored copy was removed again; the instance is unchanged): %s" % (target, exc.message)
