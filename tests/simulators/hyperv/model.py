@@ -414,6 +414,12 @@ class Host:
             return self.vm_view(vm)
         if vm['state'] == 'Paused':
             raise self.wrong_state(vm, 'Start-VM')
+        for drive in vm['disks']:
+            for k in self.chain(drive['path']):
+                if self.files.get(k, {}).get('broken'):
+                    raise HyperVError("'%s' failed to start. The chain of virtual hard disks is corrupted. There is a mismatch in the virtual "
+                                      "sizes of the parent virtual hard disk and differencing disk '%s'." % (vm['name'], self.files[k]['path']),
+                                      cmdlet='Start-VM')
         saved = vm['state'] == 'Saved'
         vm['state'] = 'Starting'
         self.pause('start')
@@ -577,6 +583,7 @@ class Host:
         self.files[key(path)] = {
             'kind': 'vhd', 'path': path, 'format': ext.upper(), 'type': vhd_type, 'size': size,
             'file_size': size + 4 * MB if vhd_type == 'Fixed' else 4 * MB, 'parent_path': norm(parent['path']) if parent else None,
+            'minimum_size': size,
         }
         return self.vhd_view(path)
 
@@ -586,15 +593,27 @@ class Host:
         if vhd is None or vhd['kind'] != 'vhd':
             raise HyperVError("Failed to resize the virtual disk. The system cannot find the file '%s'." % norm(path), cmdlet='Resize-VHD')
         size = int(args['size'])
-        if size < vhd['size']:
-            raise HyperVError("Failed to resize the virtual disk. The system failed to resize '%s': the requested size %d is smaller than "
-                              'the current size %d; shrinking is not supported.' % (vhd['path'], size, vhd['size']), cmdlet='Resize-VHD')
         if key(path).endswith('.avhdx'):
             raise HyperVError("Failed to resize the virtual disk. '%s' is a checkpoint differencing disk: remove the virtual machine's "
                               'checkpoints first.' % vhd['path'], cmdlet='Resize-VHD')
-        if any(f.get('parent_path') and key(f['parent_path']) == key(path) for f in self.files.values()):
-            raise HyperVError("Failed to resize the virtual disk. '%s' is the parent of a differencing disk: the parent must stay "
-                              'unmodified.' % vhd['path'], cmdlet='Resize-VHD')
+        children = [f for f in self.files.values() if f.get('parent_path') and key(f['parent_path']) == key(path)]
+        if any(key(child['path']).endswith('.avhdx') for child in children):
+            raise HyperVError("Failed to resize the virtual disk. '%s' is the parent of a differencing disk of a checkpoint: remove the "
+                              "virtual machine's checkpoints first." % vhd['path'], cmdlet='Resize-VHD')
+        if vhd['type'] == 'Differencing' and vhd['format'] == 'VHD':
+            # Resize-VHD: a differencing disk can be resized only in the VHDX format.
+            raise HyperVError("Failed to resize the virtual disk. The virtual hard disk '%s' is a differencing disk in the VHD format, which "
+                              'cannot be resized.' % vhd['path'], cmdlet='Resize-VHD')
+        if size < vhd['size']:
+            # Shrinking is for VHDX only, and down to its MinimumSize (here: the size it was created with, as if an image's
+            # partitions filled it).
+            minimum = vhd.get('minimum_size', vhd['size'])
+            if vhd['format'] != 'VHDX':
+                raise HyperVError("Failed to resize the virtual disk. The virtual hard disk '%s' is in the VHD format, which can only grow."
+                                  % vhd['path'], cmdlet='Resize-VHD')
+            if size < minimum:
+                raise HyperVError("Failed to resize the virtual disk. The size specified for '%s' is too small: its minimum size is %d bytes."
+                                  % (vhd['path'], minimum), cmdlet='Resize-VHD')
         for vm in self.users_of(path):
             drive = next((d for d in vm['disks'] if key(d['path']) == key(path)), None)
             if vm['state'] != 'Off' and (drive is None or drive['controller_type'] != 'SCSI' or vhd['format'] != 'VHDX'):
@@ -602,6 +621,9 @@ class Host:
         if size != vhd['size']:
             self.pause('resize')
             vhd['size'] = size
+            # Hyper-V allows resizing a parent, and its differencing disks no longer match it: their chain is broken.
+            for child in children:
+                child['broken'] = True
             if vhd['type'] == 'Fixed':
                 vhd['file_size'] = size + 4 * MB
         return self.vhd_view(path)
