@@ -132,8 +132,9 @@ OPS = {
         _need('Add-Content' if a.get('append') else 'Set-Content', 'LiteralPath', 'Value', 'Encoding')]),
     'file_read': (('path',), lambda a: [_need('Get-Content', 'LiteralPath', 'Encoding')]),
     'item_remove': (('path',), lambda a: [_need('Remove-Item', 'LiteralPath', *(['Recurse'] if a.get('recurse') else []))]),
-    'dvd_add': (('name',), lambda a: [_need('Add-VMDvdDrive', *[p for k, p in (('path', 'Path'), ('controller_number', 'ControllerNumber'),
-                                                                             ('controller_location', 'ControllerLocation')) if a.get(k) is not None])]),
+    'dvd_add': (('name',), lambda a: [_need('Add-VMDvdDrive', *[
+        p for k, p in (('path', 'Path'), ('controller_number', 'ControllerNumber'), ('controller_location', 'ControllerLocation'))
+        if a.get(k) is not None])]),
     'dvd_set': (('name', 'controller_number', 'controller_location'), lambda a: [
         _need('Set-VMDvdDrive', 'ControllerNumber', 'ControllerLocation', 'Path')]),
     'dvd_remove': (('name', 'controller_number', 'controller_location'), lambda a: [
