@@ -6,6 +6,7 @@ tests/simulators/hyperv) with pywinrm and the emulator's own reference scripts, 
 collection's code, and prints JSON. The commands are those of probes/lxd.py:
 
   instance NAME, instances PREFIX, disk PATH, cleanup PREFIX, session start|stop,
+  seed NAME (the files of the VM's seed ISO), files FOLDER,
   journal start|stop, journal mark, journal since MARK
 
 The journal is the emulator's (GET /_sim/requests?since=N). A script run is one entry with an ``op``
@@ -16,6 +17,8 @@ The journal is the emulator's (GET /_sim/requests?since=N). A script run is one 
 from __future__ import annotations
 
 import argparse
+import base64
+import io
 import json
 import os
 import sys
@@ -28,7 +31,7 @@ TREE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.a
 sys.path.insert(0, TREE)
 from tests.simulators.hyperv import scripts  # noqa: E402 pylint: disable=wrong-import-position
 
-READ_OPS = ("host_get", "switch_list", "vm_list", "vm_get", "vhd_get", "disk_list", "nic_list", "checkpoint_list")
+READ_OPS = ("host_get", "switch_list", "vm_list", "vm_get", "vhd_get", "disk_list", "nic_list", "checkpoint_list", "dir_list", "file_read")
 STATES = {"Running": "running", "Off": "stopped", "Paused": "paused", "Saved": "saved"}
 GIB = 1024 ** 3
 MIB = 1024 ** 2
@@ -44,8 +47,29 @@ class Probe:
                                        message_encryption="never")
         self.images = backend.get("images") or []
         self.storage = backend.get("storage")
+        # Where the collection keeps backups by default (Backups under connection.vm_path): <root>\<instance>\<backup>.
+        self.backups_root = connection.get("vm_path", "") + "\\Backups"
         self.state_dir = state_dir
         self.shell = None
+
+    def listing(self, path, **args):
+        """dir_list of ``path``, or [] when the folder does not exist (Get-ChildItem fails then, as on Hyper-V)."""
+        try:
+            return self.run("dir_list", path=path, **args) or []
+        except SystemExit as exc:
+            if "because it does not exist" in str(exc):
+                return []
+            raise
+
+    def backups(self, name):
+        folder = "%s\\%s" % (self.backups_root, name)
+        found = []
+        for item in self.listing(folder, recurse=True, filter="*.vmcx"):
+            parts = item["path"][len(folder) + 1:].split("\\")
+            if len(parts) == 4 and parts[2] == "Virtual Machines":
+                found.append({"name": parts[0], "created_at": item["created"], "config_path": item["path"],
+                              "folders": sorted(entry["name"] for entry in self.listing("%s\\%s\\%s" % (folder, parts[0], parts[1])))})
+        return sorted(found, key=lambda item: item["created_at"])
 
     def run(self, op, **args):
         if self.shell is None:
@@ -75,6 +99,7 @@ class Probe:
         checkpoints = self.run("checkpoint_list", name=name) or []
         return {
             "exists": True,
+            "path": vm["path"],
             "name": vm["name"],
             "id": vm["id"],
             "type": "vm",
@@ -92,7 +117,8 @@ class Probe:
             "disks": [{"name": disk["path"], "path": disk["path"]} for disk in disks[1:]],
             "snapshots": [{"name": cp["name"], "stateful": cp["type"] == "Standard", "created_at": cp["created"]}
                           for cp in sorted(checkpoints, key=lambda cp: cp["created"])],
-            "backups": [],
+            "backups": self.backups(name),
+            "dvds": [{"path": dvd["path"], "controller_type": dvd["controller_type"]} for dvd in vm.get("dvds") or []],
         }
 
     def instances(self, prefix):
@@ -127,8 +153,42 @@ class Probe:
         for name in sorted(names):
             if self.run("vhd_remove", path="%s\\%s.vhdx" % (self.storage, name))["removed"]:
                 removed.append(name)
+        for item in self.listing(self.backups_root):
+            if item["name"].startswith(prefix):
+                self.run("item_remove", path=item["path"], recurse=True)
+                removed.append(item["path"])
         left = [vm["name"] for vm in self.instances(prefix)] + [name for name in sorted(names) if self.disk(name)["exists"]]
+        left += [item["path"] for item in self.listing(self.backups_root) if item["name"].startswith(prefix)]
         return {"removed": removed, "left": left}
+
+    def seed(self, name):
+        """What the guest would see on the VM's seed ISO: its volume label and files (opened with pycdlib)."""
+        import pycdlib  # pylint: disable=import-outside-toplevel
+
+        vm = self.run("vm_get", name=name)
+        isos = [dvd["path"] for dvd in (vm or {}).get("dvds") or [] if dvd.get("path")]
+        if not isos:
+            return {"iso": None, "label": None, "files": {}}
+        image = base64.b64decode(self.run("file_read", path=isos[0])["data"])
+        iso = pycdlib.PyCdlib()
+        iso.open_fp(io.BytesIO(image))
+        files = {}
+        try:
+            for child in iso.list_children(rr_path="/"):
+                entry = child.rock_ridge.name() if child.rock_ridge else None
+                entry = entry.decode("utf-8") if isinstance(entry, bytes) else entry
+                if entry and entry not in (".", ".."):
+                    out = io.BytesIO()
+                    iso.get_file_from_iso_fp(out, rr_path="/" + entry)
+                    files[entry] = out.getvalue().decode("utf-8")
+            label = iso.pvd.volume_identifier.decode("ascii").strip()
+        finally:
+            iso.close()
+        return {"iso": isos[0], "label": label, "files": files}
+
+    def files(self, path):
+        """The names in a host folder ([] when it does not exist)."""
+        return [item["name"] for item in self.listing(path)]
 
     # -- the session: the parent images the suite boots from -------------------------------------
 

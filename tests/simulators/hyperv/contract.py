@@ -29,7 +29,7 @@ PROGRESS_CLIXML = (
     b'<PR N="Record"><AV>Preparing modules for first use.</AV><AI>0</AI><Nil /><PI>-1</PI><PC>-1</PC><T>Completed</T><SR>-1</SR>'
     b'<SD> </SD></PR></MS></Obj></Objs>')
 # Argument keys whose values come from users: they must never appear literally in the script body.
-USER_KEYS = ('name', 'new_name', 'path', 'vhd_path', 'vm_path', 'parent_path', 'notes', 'checkpoint', 'nic', 'switch', 'mac')
+USER_KEYS = ('name', 'new_name', 'path', 'vhd_path', 'vm_path', 'parent_path', 'notes', 'checkpoint', 'nic', 'switch', 'mac', 'data', 'filter')
 # Cmdlets that prompt for confirmation unless one of these parameters is given; -NonInteractive makes the prompt fail.
 PROMPTS = {'Restore-VMSnapshot': ('Confirm',), 'Remove-VM': ('Force', 'Confirm'), 'Restart-VM': ('Force', 'Confirm')}
 
@@ -99,7 +99,7 @@ OPS = {
     'vm_restart': (('name',), lambda a: [_need('Restart-VM', 'Force')]),
     'vm_suspend': (('name',), lambda a: [_need('Suspend-VM')]),
     'vm_resume': (('name',), lambda a: [_need('Resume-VM')]),
-    'vm_remove': (('name',), lambda a: [_need('Remove-VM', 'Force')] + ([_need('Remove-Item')] if a.get('delete_disks') else [])),
+    'vm_remove': (('name',), lambda a: [_need('Remove-VM', 'Force')] + ([_need('Remove-Item')] if a.get('delete_disks') or a.get('delete_files') else [])),
     'vhd_get': (('path',), lambda a: [_need('Get-VHD', 'Path')]),
     'vhd_create': (('path',), lambda a: [_need('New-VHD', 'Path', *VHD_NEEDS.get(a.get('type', 'dynamic'), ()))]),
     'vhd_resize': (('path', 'size'), lambda a: [_need('Resize-VHD', 'Path', 'SizeBytes')]),
@@ -126,6 +126,19 @@ OPS = {
     'vm_import': (('path',), lambda a: [_need('Import-VM', 'Path', 'Copy', 'GenerateNewId', *(
         (['VirtualMachinePath'] if a.get('vm_path') else []) + (['VhdDestinationPath'] if a.get('vhd_path') else [])))]
         + ([_need('Rename-VM', 'NewName')] if a.get('new_name') else [])),
+    'dir_list': (('path',), lambda a: [_need('Get-ChildItem', 'LiteralPath', *(
+        (['Recurse'] if a.get('recurse') else []) + (['Filter'] if a.get('filter') else [])))]),
+    'file_write': (('path', 'data'), lambda a: [
+        _need('Add-Content' if a.get('append') else 'Set-Content', 'LiteralPath', 'Value', 'Encoding')]),
+    'file_read': (('path',), lambda a: [_need('Get-Content', 'LiteralPath', 'Encoding')]),
+    'item_remove': (('path',), lambda a: [_need('Remove-Item', 'LiteralPath', *(['Recurse'] if a.get('recurse') else []))]),
+    'dvd_add': (('name',), lambda a: [_need('Add-VMDvdDrive', *[
+        p for k, p in (('path', 'Path'), ('controller_number', 'ControllerNumber'), ('controller_location', 'ControllerLocation'))
+        if a.get(k) is not None])]),
+    'dvd_set': (('name', 'controller_number', 'controller_location'), lambda a: [
+        _need('Set-VMDvdDrive', 'ControllerNumber', 'ControllerLocation', 'Path')]),
+    'dvd_remove': (('name', 'controller_number', 'controller_location'), lambda a: [
+        _need('Remove-VMDvdDrive', 'ControllerNumber', 'ControllerLocation')]),
 }
 
 
@@ -157,6 +170,13 @@ ARG_PARAMS = {
     'Remove-VMSnapshot': {'Name': 'checkpoint'},
     'Export-VM': {'Path': 'path'},
     'Import-VM': {'Path': 'path', 'VirtualMachinePath': 'vm_path', 'VhdDestinationPath': 'vhd_path'},
+    'Get-ChildItem': {'LiteralPath': 'path', 'Filter': 'filter'},
+    'Set-Content': {'LiteralPath': 'path'},
+    'Add-Content': {'LiteralPath': 'path'},
+    'Get-Content': {'LiteralPath': 'path'},
+    'Add-VMDvdDrive': {'Path': 'path', 'ControllerNumber': 'controller_number', 'ControllerLocation': 'controller_location'},
+    'Set-VMDvdDrive': {'Path': 'path', 'ControllerNumber': 'controller_number', 'ControllerLocation': 'controller_location'},
+    'Remove-VMDvdDrive': {'ControllerNumber': 'controller_number', 'ControllerLocation': 'controller_location'},
 }
 ARG_VALUE_RE = re.compile(r'^\(*\s*\$a\.([A-Za-z_][A-Za-z0-9_]*)\s*\)*$', re.IGNORECASE)
 

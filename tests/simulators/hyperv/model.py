@@ -10,8 +10,11 @@ so other shells see the transitional states (Starting, Stopping, Saving).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import copy
 import datetime
+import fnmatch
 import json
 import os
 import threading
@@ -117,6 +120,7 @@ class Host:
                 data = json.load(handle)
             self.vms, self.files, self.counter = data['vms'], data['files'], data['counter']
             for vm in self.vms.values():
+                vm.setdefault('dvds', [])
                 vm['boot_at'] = 0.0 if vm['state'] == 'Running' else None
                 if vm['state'] in BUSY_STATES:
                     vm['state'] = 'Off'
@@ -180,6 +184,9 @@ class Host:
         """VMs whose drives use ``path`` directly or through a differencing chain."""
         users = []
         for vm in self.vms.values():
+            if any(key(dvd.get('path')) == key(path) for dvd in vm.get('dvds') or []):
+                users.append(vm)
+                continue
             for drive in vm['disks']:
                 chain = self.chain(drive['path'])
                 if key(path) in chain:
@@ -266,6 +273,7 @@ class Host:
             'kvp': vm['kvp'], 'parent_checkpoint': current['name'] if current else None,
             'nics': [self.nic_view(vm, nic) for nic in vm['nics']],
             'disks': [dict(d) for d in vm['disks']],
+            'dvds': [dict(d) for d in vm.get('dvds') or []],
         }
 
     def nic_view(self, vm, nic):
@@ -336,7 +344,7 @@ class Host:
             'checkpoint_type': 'Production', 'secure_boot': generation == 2, 'secure_boot_template': 'MicrosoftWindows',
             'kvp': True, 'nics': [{'name': 'Network Adapter', 'mac': self.next_mac(), 'switch': switch, 'vlan_id': 0}],
             'disks': [{'path': norm(d), 'controller_type': ctrl, 'controller_number': 0, 'controller_location': i} for i, d in enumerate(disks)],
-            'checkpoints': [], 'current_checkpoint': None, 'running_since': None, 'boot_at': None,
+            'checkpoints': [], 'current_checkpoint': None, 'running_since': None, 'boot_at': None, 'dvds': [],
         }
         self.vms[vm_id] = vm
         self.vm_set_fields(vm, args, 'New-VM')
@@ -406,6 +414,12 @@ class Host:
             return self.vm_view(vm)
         if vm['state'] == 'Paused':
             raise self.wrong_state(vm, 'Start-VM')
+        for drive in vm['disks']:
+            for k in self.chain(drive['path']):
+                if self.files.get(k, {}).get('broken'):
+                    raise HyperVError("'%s' failed to start. The chain of virtual hard disks is corrupted. There is a mismatch in the virtual "
+                                      "sizes of the parent virtual hard disk and differencing disk '%s'." % (vm['name'], self.files[k]['path']),
+                                      cmdlet='Start-VM')
         saved = vm['state'] == 'Saved'
         vm['state'] = 'Starting'
         self.pause('start')
@@ -519,12 +533,21 @@ class Host:
         paths = self.vm_files(vm)
         vm['state'] = 'Off'
         del self.vms[vm['id']]
+        # Hyper-V merges the checkpoints of a removed VM into its disks: no .avhdx file is left behind.
+        for path in paths:
+            if key(path).endswith('.avhdx') and key(path) in self.files and not self.users_of(path):
+                del self.files[key(path)]
         deleted = []
         if args.get('delete_disks'):
             for path in paths:
                 if key(path) in self.files and not self.users_of(path):
                     del self.files[key(path)]
                     deleted.append(path)
+        for path in args.get('delete_files') or []:
+            if key(path) in self.files:
+                self.in_use(path, 'Remove-Item')  # a running VM holds its media open; an Off one does not
+                del self.files[key(path)]
+                deleted.append(norm(path))
         return {'removed': True, 'deleted_files': deleted}
 
     # ----------------------------------------------------------------- VHDs and drives
@@ -560,6 +583,7 @@ class Host:
         self.files[key(path)] = {
             'kind': 'vhd', 'path': path, 'format': ext.upper(), 'type': vhd_type, 'size': size,
             'file_size': size + 4 * MB if vhd_type == 'Fixed' else 4 * MB, 'parent_path': norm(parent['path']) if parent else None,
+            'minimum_size': size,
         }
         return self.vhd_view(path)
 
@@ -569,15 +593,27 @@ class Host:
         if vhd is None or vhd['kind'] != 'vhd':
             raise HyperVError("Failed to resize the virtual disk. The system cannot find the file '%s'." % norm(path), cmdlet='Resize-VHD')
         size = int(args['size'])
-        if size < vhd['size']:
-            raise HyperVError("Failed to resize the virtual disk. The system failed to resize '%s': the requested size %d is smaller than "
-                              'the current size %d; shrinking is not supported.' % (vhd['path'], size, vhd['size']), cmdlet='Resize-VHD')
         if key(path).endswith('.avhdx'):
             raise HyperVError("Failed to resize the virtual disk. '%s' is a checkpoint differencing disk: remove the virtual machine's "
                               'checkpoints first.' % vhd['path'], cmdlet='Resize-VHD')
-        if any(f.get('parent_path') and key(f['parent_path']) == key(path) for f in self.files.values()):
-            raise HyperVError("Failed to resize the virtual disk. '%s' is the parent of a differencing disk: the parent must stay "
-                              'unmodified.' % vhd['path'], cmdlet='Resize-VHD')
+        children = [f for f in self.files.values() if f.get('parent_path') and key(f['parent_path']) == key(path)]
+        if any(key(child['path']).endswith('.avhdx') for child in children):
+            raise HyperVError("Failed to resize the virtual disk. '%s' is the parent of a differencing disk of a checkpoint: remove the "
+                              "virtual machine's checkpoints first." % vhd['path'], cmdlet='Resize-VHD')
+        if vhd['type'] == 'Differencing' and vhd['format'] == 'VHD':
+            # Resize-VHD: a differencing disk can be resized only in the VHDX format.
+            raise HyperVError("Failed to resize the virtual disk. The virtual hard disk '%s' is a differencing disk in the VHD format, which "
+                              'cannot be resized.' % vhd['path'], cmdlet='Resize-VHD')
+        if size < vhd['size']:
+            # Shrinking is for VHDX only, and down to its MinimumSize (here: the size it was created with, as if an image's
+            # partitions filled it).
+            minimum = vhd.get('minimum_size', vhd['size'])
+            if vhd['format'] != 'VHDX':
+                raise HyperVError("Failed to resize the virtual disk. The virtual hard disk '%s' is in the VHD format, which can only grow."
+                                  % vhd['path'], cmdlet='Resize-VHD')
+            if size < minimum:
+                raise HyperVError("Failed to resize the virtual disk. The size specified for '%s' is too small: its minimum size is %d bytes."
+                                  % (vhd['path'], minimum), cmdlet='Resize-VHD')
         for vm in self.users_of(path):
             drive = next((d for d in vm['disks'] if key(d['path']) == key(path)), None)
             if vm['state'] != 'Off' and (drive is None or drive['controller_type'] != 'SCSI' or vhd['format'] != 'VHDX'):
@@ -585,6 +621,9 @@ class Host:
         if size != vhd['size']:
             self.pause('resize')
             vhd['size'] = size
+            # Hyper-V allows resizing a parent, and its differencing disks no longer match it: their chain is broken.
+            for child in children:
+                child['broken'] = True
             if vhd['type'] == 'Fixed':
                 vhd['file_size'] = size + 4 * MB
         return self.vhd_view(path)
@@ -726,7 +765,7 @@ class Host:
                               'Checkpoint-VM')
         memory = vm['checkpoint_type'] == 'Standard' and vm['state'] in ('Running', 'Paused')
         config = {k: copy.deepcopy(vm[k]) for k in ('cpu', 'memory_startup', 'memory_minimum', 'memory_maximum', 'dynamic_memory',
-                                                    'notes', 'nics', 'disks', 'secure_boot')}
+                                                    'notes', 'nics', 'disks', 'secure_boot', 'dvds')}
         self.pause('checkpoint')
         for drive in vm['disks']:
             if key(drive['path']) in self.files:
@@ -751,6 +790,7 @@ class Host:
         discarded = [d['path'] for d in vm['disks'] if key(d['path']).endswith('.avhdx') and key(d['path']) not in frozen]
         for k, value in cp['config'].items():
             vm[k] = copy.deepcopy(value)
+        vm.setdefault('dvds', [])
         for drive in vm['disks']:
             if key(drive['path']) in self.files:
                 drive['path'] = self.new_avhdx(drive['path'])
@@ -838,7 +878,11 @@ class Host:
         disks = self.copy_disks(snapshot, root + '\\Virtual Hard Disks', 'Export-VM')
         snapshot['state'] = 'Off'
         config = root + '\\Virtual Machines\\' + vm['id'].upper() + '.vmcx'
-        self.files[key(config)] = {'kind': 'vmcx', 'path': config, 'vm': snapshot}
+        self.files[key(config)] = {'kind': 'vmcx', 'path': config, 'vm': snapshot, 'created': now_iso(), 'length': 80 * 1024}
+        # Export-VM writes a Snapshots folder (the checkpoints' configurations) next to the other two.
+        for cp in vm['checkpoints']:
+            cp_path = root + '\\Snapshots\\' + cp['id'].upper() + '.vmcx'
+            self.files[key(cp_path)] = {'kind': 'vmcx-snapshot', 'path': cp_path, 'created': now_iso(), 'length': 60 * 1024}
         return {'path': root, 'config_path': config, 'disks': disks}
 
     def vm_import(self, args):
@@ -866,3 +910,146 @@ class Host:
             source['name'] = args['new_name']
         self.vms[source['id']] = source
         return self.vm_view(source)
+
+    # ----------------------------------------------------------------- files and folders (Microsoft.PowerShell.Management)
+    def _not_found(self, path, cmdlet):
+        return HyperVError("Cannot find path '%s' because it does not exist." % norm(path), 'System.Management.Automation.ItemNotFoundException',
+                           cmdlet)
+
+    def _is_folder(self, path):
+        prefix = key(path) + '\\'
+        return any(k.startswith(prefix) for k in self.files) or any(key(vm['path']) == key(path) for vm in self.vms.values())
+
+    def item_view(self, path):
+        entry = self.files.get(key(path))
+        if entry is None:
+            return {'name': basename(path), 'path': norm(path), 'directory': True, 'length': None, 'created': None}
+        if entry['kind'] == 'vhd':
+            length = entry['file_size']
+        elif entry['kind'] == 'file':
+            length = len(base64.b64decode(entry['data']))
+        else:
+            length = entry.get('length', 0)
+        return {'name': basename(entry['path']), 'path': entry['path'], 'directory': False, 'length': length, 'created': entry.get('created')}
+
+    def dir_list(self, args):
+        """Get-ChildItem -LiteralPath: the folder's children (with -Recurse every file and folder below), folders first, by name."""
+        root = key(args['path'])
+        if root in self.files:
+            return [self.item_view(args['path'])]
+        if not self._is_folder(args['path']):
+            raise self._not_found(args['path'], 'Get-ChildItem')
+        found = {}
+        for k, entry in self.files.items():
+            if not k.startswith(root + '\\'):
+                continue
+            parts = entry['path'][len(root) + 1:].split('\\')
+            depth = len(parts) if args.get('recurse') else 1
+            for i in range(1, min(depth, len(parts)) + 1):
+                sub = norm(args['path']) + '\\' + '\\'.join(parts[:i])
+                found[key(sub)] = sub
+        items = [self.item_view(path) for path in found.values()]
+        pattern = args.get('filter')
+        if pattern:
+            items = [item for item in items if fnmatch.fnmatch(item['name'].lower(), pattern.lower())]
+        return sorted(items, key=lambda item: (not item['directory'], item['path'].lower()))
+
+    def file_write(self, args):
+        """Set-Content (or Add-Content with append) -Encoding Byte: the bytes come base64 in the arguments, never in the script."""
+        path = norm(args['path'])
+        try:
+            data = base64.b64decode(args.get('data') or '', validate=True)
+        except (binascii.Error, ValueError):
+            raise HyperVError('Invalid length for a Base-64 char array or string.', 'System.FormatException', 'Set-Content') from None
+        entry = self.files.get(key(path))
+        if entry is not None and entry['kind'] != 'file':
+            raise HyperVError("The process cannot access the file '%s' because it is being used by another process." % path,
+                              'System.IO.IOException', 'Set-Content')
+        if entry is not None:
+            self.in_use(path, 'Set-Content')
+        if args.get('append') and entry is not None:
+            data = base64.b64decode(entry['data']) + data
+        self.files[key(path)] = {'kind': 'file', 'path': path, 'data': base64.b64encode(data).decode('ascii'),
+                                 'created': (entry or {}).get('created') or now_iso()}
+        return self.item_view(path)
+
+    def file_read(self, args):
+        entry = self.files.get(key(args['path']))
+        if entry is None:
+            raise self._not_found(args['path'], 'Get-Content')
+        if entry['kind'] != 'file':
+            raise HyperVError("polyvirt-sim keeps no content for '%s' (only for files written with Set-Content)." % entry['path'],
+                              'System.NotSupportedException', 'Get-Content')
+        return {'path': entry['path'], 'data': entry['data']}
+
+    def item_remove(self, args):
+        """Remove-Item -LiteralPath [-Recurse] -Force: a file, or a folder with everything in it."""
+        path = norm(args['path'])
+        doomed = [k for k in self.files if k == key(path) or k.startswith(key(path) + '\\')]
+        if not doomed and not self._is_folder(path):
+            raise self._not_found(path, 'Remove-Item')
+        if key(path) not in self.files and not args.get('recurse'):
+            raise HyperVError("The item at %s has children and the Recurse parameter was not specified." % path,
+                              'System.Management.Automation.PSInvalidOperationException', 'Remove-Item')
+        for k in doomed:
+            self.in_use(self.files[k]['path'], 'Remove-Item')
+        for k in doomed:
+            del self.files[k]
+        return {'removed': True, 'count': len(doomed)}
+
+    # ----------------------------------------------------------------- DVD drives
+    def _dvd(self, vm, args, cmdlet):
+        number, location = int(args['controller_number']), int(args['controller_location'])
+        dvd = next((d for d in vm['dvds'] if d['controller_number'] == number and d['controller_location'] == location), None)
+        if dvd is None:
+            raise HyperVError("Hyper-V was unable to find a DVD drive at %s %d:%d of virtual machine '%s'."
+                              % ('IDE' if vm['generation'] == 1 else 'SCSI', number, location, vm['name']), cmdlet=cmdlet)
+        return dvd
+
+    def _check_iso(self, path, cmdlet):
+        if path is None:
+            return None
+        entry = self.files.get(key(path))
+        if entry is None:
+            raise HyperVError("Failed to add device 'Virtual CD/DVD Disk'. The system cannot find the file specified. ('%s')" % norm(path),
+                              cmdlet=cmdlet)
+        if not key(path).endswith('.iso'):
+            raise HyperVError("Failed to add device 'Virtual CD/DVD Disk'. '%s' is not an ISO image (.iso)." % entry['path'], cmdlet=cmdlet)
+        return entry['path']
+
+    def dvd_add(self, args):
+        """Add-VMDvdDrive: IDE on generation 1 (only while Off), SCSI on generation 2 (only while Off here: see README)."""
+        vm = self.find_vm(args['name'], 'Add-VMDvdDrive')
+        self.not_busy(vm, 'Add-VMDvdDrive')
+        if vm['state'] != 'Off':
+            raise self.wrong_state(vm, 'Add-VMDvdDrive', 'Virtual CD/DVD Disk')
+        path = self._check_iso(args.get('path'), 'Add-VMDvdDrive')
+        ctype = 'IDE' if vm['generation'] == 1 else 'SCSI'
+        used = {(d['controller_number'], d['controller_location']) for d in vm['disks'] + vm['dvds'] if d['controller_type'] == ctype}
+        slots = [(n, loc) for n in range(2) for loc in range(2)] if ctype == 'IDE' else [(0, loc) for loc in range(64)]
+        if args.get('controller_number') is not None:
+            slots = [slot for slot in slots if slot[0] == int(args['controller_number'])]
+        if args.get('controller_location') is not None:
+            slots = [slot for slot in slots if slot[1] == int(args['controller_location'])]
+        free = [slot for slot in slots if slot not in used]
+        if not free:
+            raise HyperVError("Failed to add device 'Virtual CD/DVD Disk'. No free location on the %s controller." % ctype, cmdlet='Add-VMDvdDrive')
+        vm['dvds'].append({'path': path, 'controller_type': ctype, 'controller_number': free[0][0], 'controller_location': free[0][1]})
+        return [dict(d) for d in vm['dvds']]
+
+    def dvd_set(self, args):
+        """Set-VMDvdDrive -Path: change (or with no path eject) the medium, also while the VM runs."""
+        vm = self.find_vm(args['name'], 'Set-VMDvdDrive')
+        self.not_busy(vm, 'Set-VMDvdDrive')
+        dvd = self._dvd(vm, args, 'Set-VMDvdDrive')
+        dvd['path'] = self._check_iso(args.get('path'), 'Set-VMDvdDrive')
+        return [dict(d) for d in vm['dvds']]
+
+    def dvd_remove(self, args):
+        vm = self.find_vm(args['name'], 'Remove-VMDvdDrive')
+        self.not_busy(vm, 'Remove-VMDvdDrive')
+        dvd = self._dvd(vm, args, 'Remove-VMDvdDrive')
+        if vm['state'] != 'Off':
+            raise self.wrong_state(vm, 'Remove-VMDvdDrive', 'Virtual CD/DVD Disk')
+        vm['dvds'].remove(dvd)
+        return [dict(d) for d in vm['dvds']]

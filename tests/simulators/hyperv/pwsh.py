@@ -177,6 +177,8 @@ class Script:
         return [c for c in self.calls if c.cmdlet is not None and c.cmdlet.lower() == cmdlet.lower()]
 
 
+# A numeric literal with an optional type suffix (l, d) and multiplier (kb ... pb), as about_Numeric_Literals lists them.
+NUMBER_RE = re.compile(r'^(0x[0-9a-f]+|\d+(\.\d+)?(e[+-]?\d+)?)[ld]?(kb|mb|gb|tb|pb)?$', re.IGNORECASE)
 _PARAM_RE = re.compile(r'^-([A-Za-z_][A-Za-z0-9_]*)')
 
 
@@ -317,6 +319,10 @@ class Checker:
             if name_node is None or name_node.type != 'command_name':
                 continue  # & (expression), . (expression): nothing to look up statically
             name = name_node.text.decode('utf-8')
+            if NUMBER_RE.match(name):
+                # 1GB, 512MB * 2, 0x10kb: a statement that starts with a numeric literal (multiplier suffix and all) is an
+                # expression to PowerShell; the grammar reads the literal as a command name.
+                continue
             if name.lower() in functions:
                 calls.append(Call(name, None, {}, node))
                 continue

@@ -83,6 +83,16 @@ function ConvertTo-PvVm($vm) {
         parent_checkpoint = if ($vm.ParentSnapshotName) { $vm.ParentSnapshotName } else { $null }
         nics = @(Get-VMNetworkAdapter -VM $vm | ForEach-Object { ConvertTo-PvNic $_ })
         disks = @(Get-VMHardDiskDrive -VM $vm | ForEach-Object { ConvertTo-PvDisk $_ })
+        dvds = @(Get-VMDvdDrive -VM $vm | ForEach-Object { ConvertTo-PvDisk $_ })
+    }
+}
+function ConvertTo-PvItem($item) {
+    [pscustomobject]@{
+        name = $item.Name
+        path = $item.FullName
+        directory = $item.PSIsContainer
+        length = if ($item.PSIsContainer) { $null } else { $item.Length }
+        created = if ($item.PSIsContainer) { $null } else { $item.CreationTimeUtc.ToString('o') }
     }
 }
 """
@@ -181,6 +191,12 @@ BODIES = {
                 }
             }
         }
+        foreach ($path in @($a.delete_files)) {
+            if ($path -and (Test-Path -LiteralPath $path)) {
+                Remove-Item -LiteralPath $path -Force
+                $deleted += $path
+            }
+        }
     }
     $r = [pscustomobject]@{ removed = [bool]$vm; deleted_files = $deleted }""",
     'vhd_get': r"""    $vhd = Get-VHD -Path $a.path -ErrorAction SilentlyContinue
@@ -254,6 +270,37 @@ BODIES = {
         Rename-VM -VM $vm -NewName $a.new_name
     }
     $r = ConvertTo-PvVm (Get-VM -Id $vm.Id)""",
+    # Files and folders: -LiteralPath, so [ ] * ? in a path are characters, not wildcards.
+    'dir_list': r"""    $p = @{ LiteralPath = $a.path }
+    if ($a.recurse) { $p.Recurse = $true }
+    if ($a.filter) { $p.Filter = $a.filter }
+    $r = @(Get-ChildItem @p -Force | ForEach-Object { ConvertTo-PvItem $_ })""",
+    # The bytes travel base64 in the arguments; -Encoding Byte writes them as they are (Windows PowerShell 5.1).
+    'file_write': r"""    $bytes = [Convert]::FromBase64String($a.data)
+    if ($a.append) {
+        Add-Content -LiteralPath $a.path -Value $bytes -Encoding Byte
+    } else {
+        Set-Content -LiteralPath $a.path -Value $bytes -Encoding Byte
+    }
+    $r = ConvertTo-PvItem (Get-Item -LiteralPath $a.path)""",
+    'file_read': r"""    $bytes = Get-Content -LiteralPath $a.path -Encoding Byte -Raw
+    $r = [pscustomobject]@{ path = $a.path; data = [Convert]::ToBase64String($bytes) }""",
+    'item_remove': r"""    if ($a.recurse) {
+        Remove-Item -LiteralPath $a.path -Recurse -Force
+    } else {
+        Remove-Item -LiteralPath $a.path -Force
+    }
+    $r = [pscustomobject]@{ removed = $true }""",
+    'dvd_add': r"""    $p = @{ VMName = $a.name }
+    if ($a.path) { $p.Path = $a.path }
+    if ($null -ne $a.controller_number) { $p.ControllerNumber = $a.controller_number }
+    if ($null -ne $a.controller_location) { $p.ControllerLocation = $a.controller_location }
+    Add-VMDvdDrive @p
+    $r = @(Get-VMDvdDrive -VMName $a.name | ForEach-Object { ConvertTo-PvDisk $_ })""",
+    'dvd_set': r"""    Set-VMDvdDrive -VMName $a.name -ControllerNumber $a.controller_number -ControllerLocation $a.controller_location -Path $a.path
+    $r = @(Get-VMDvdDrive -VMName $a.name | ForEach-Object { ConvertTo-PvDisk $_ })""",
+    'dvd_remove': r"""    Remove-VMDvdDrive -VMName $a.name -ControllerNumber $a.controller_number -ControllerLocation $a.controller_location
+    $r = @(Get-VMDvdDrive -VMName $a.name | ForEach-Object { ConvertTo-PvDisk $_ })""",
 }
 
 BOOTSTRAP = '$s = [Console]::In.ReadToEnd(); & ([ScriptBlock]::Create($s))'

@@ -42,19 +42,28 @@ def join(*parts):
 class HyperVBackend(Backend):
     name = "hyperv"
     default_type = "vm"
-    parts = ("instances", "snapshots", "disks")
-    features = {"vm": frozenset(("instance.paused", "instance.disk_size", "instance.description", "wait_for.ip", "snapshot.stateful", "clone"))}
+    parts = ("instances", "snapshots", "backups", "disks")
+    features = {"vm": frozenset(("instance.paused", "instance.disk_size", "instance.description", "wait_for.ip", "snapshot.stateful", "clone",
+                                 "backup.restore", "backup.storage", "instance.cloud_init", "instance.ssh_keys"))}
     notes = {
         "instance.vm": "VMs on a differencing disk of the parent VHDX named by `image`",
         "instance.paused": "`Suspend-VM` / `Resume-VM`",
         "instance.disk_size": "`Resize-VHD` of the boot VHDX, grow only (online on generation 2)",
         "instance.description": "the VM's Notes",
         "instance.tags": "Hyper-V has no tags, and Notes hold the description",
+        "instance.cloud_init": "a NoCloud seed ISO (`cidata`) in a DVD drive, copied to the host over WinRM; read at first boot",
+        "instance.ssh_keys": "in the seed ISO's user-data (`ssh_authorized_keys`)",
         "wait_for.ip": "from the integration services' KVP data",
         "wait_for.cloud_init": "no guest exec without guest credentials",
         "snapshot": "checkpoints",
         "snapshot.stateful": "standard checkpoints (production checkpoints otherwise)",
         "snapshot.description": "checkpoints have no description",
+        "backup": "`Export-VM` into a host folder, `<storage>\\<instance>\\<name>` (default storage: `Backups` under the VM folder), "
+                  "found again by that name; a running VM is exported live",
+        "backup.restore": "`Import-VM -Copy -GenerateNewId` into a new name, or in place through a staging copy that replaces the VM once imported",
+        "backup.storage": "a folder on the Hyper-V host (an absolute Windows path)",
+        "backup.export": "an export is a folder of VHDX files on the host; WinRM has no sound way to stream gigabytes to the controller",
+        "backup.mode": "Export-VM has one mode (a running VM is exported live)",
         "clone": "Export-VM, then Import-VM -Copy -GenerateNewId under the new name, without the source's checkpoints",
         "clone.linked": "not yet (a differencing disk on a stopped source's VHDX)",
         "clone.target": "one host per connection",
@@ -87,6 +96,10 @@ class HyperVBackend(Backend):
             from ansible_collections.polyvirt.compute.plugins.module_utils._backends.hyperv.snapshots import HyperVSnapshots
 
             return HyperVSnapshots(self)
+        if name == "backups":
+            from ansible_collections.polyvirt.compute.plugins.module_utils._backends.hyperv.backups import HyperVBackups
+
+            return HyperVBackups(self)
         from ansible_collections.polyvirt.compute.plugins.module_utils._backends.hyperv.disks import HyperVDisks
 
         return HyperVDisks(self)

@@ -10,10 +10,14 @@ costs a second one (Get-VHD), paid only by tasks that ask about ``disk_size``.
 
 from __future__ import annotations
 
+import base64
 import re
+import uuid
 
+from ansible_collections.polyvirt.compute.plugins.module_utils import _seed_iso as seed_iso
 from ansible_collections.polyvirt.compute.plugins.module_utils._backends.base import LIVE, WHILE_STOPPED, Instances
 from ansible_collections.polyvirt.compute.plugins.module_utils._backends.hyperv.backend import check_path, join
+from ansible_collections.polyvirt.compute.plugins.module_utils._cloud_init import CLOUD_CONFIG_HEADER
 from ansible_collections.polyvirt.compute.plugins.module_utils._errors import (
     Conflict, InvalidInput, OperationFailed, PolyvirtError, WaitTimeout,
 )
@@ -47,6 +51,13 @@ DEFAULT_MEMORY_MIB = 1024
 SET_KEYS = {"cpus": "cpu", "description": "notes", "dynamic_memory": "dynamic_memory", "checkpoint_type": "checkpoint_type",
             "secure_boot": "secure_boot", "secure_boot_template": "secure_boot_template"}
 MEMORY_KEYS = {"memory_mib": "memory_startup", "memory_minimum_mib": "memory_minimum", "memory_maximum_mib": "memory_maximum"}
+# The NoCloud seed ISO in the VM's folder: its name carries digests of the user-data and network-config it holds, so an
+# idempotent task tells from the VM's DVD drives alone whether the seed is the one asked for (no ISO is read back).
+SEED_RE = re.compile(r"\\polyvirt-seed-u([0-9a-f]{12})-n([0-9a-f]{12})-[0-9a-f]{6}\.iso$", re.IGNORECASE)
+# Bytes per file_write script: base64 twice in the script (header and body) and base64 again in the WinRM envelope
+# stays well under WinRM's default MaxEnvelopeSizekb of 500.
+CHUNK = 96 * 1024
+CLOUD_CONFIG_EMPTY = CLOUD_CONFIG_HEADER + "\n{}\n"
 
 
 def check_vm_name(name, option="name"):
@@ -72,6 +83,23 @@ def hyperv_mac(mac):
     return mac.replace(":", "").upper()
 
 
+def seed_tag(spec):
+    """What a seed for ``spec`` is named by, or None when the task asks for no cloud-init."""
+    if spec["user_data"] is None and spec["network_config"] is None:
+        return None
+    return "u%s-n%s" % (seed_iso.digest(spec["user_data"]), seed_iso.digest(spec["network_config"]))
+
+
+def seed_drive(native):
+    """The DVD drive holding the VM's own seed ISO (in its folder, named by seed_tag), or None."""
+    own = (native.get("path") or "").rstrip("\\").lower() + "\\"
+    for dvd in native.get("dvds") or []:
+        path = dvd.get("path") or ""
+        if SEED_RE.search(path) and path.lower().startswith(own):
+            return dvd
+    return None
+
+
 def even_mib(value, option):
     mib = size_mib(value, option)
     if mib % 2:
@@ -83,6 +111,7 @@ class HyperVInstances(Instances):
     def __init__(self, backend):
         super().__init__(backend)
         self._with_disk = False  # the task asks about disk_size: read the boot VHDX too
+        self._asked = {}  # the cloud-init documents the task gives (desired() sets them), compared by digest with the seed's name
 
     # -- validation -----------------------------------------------------------------------------
 
@@ -192,6 +221,12 @@ class HyperVInstances(Instances):
             "generation": native.get("generation"),
             "networks": [{"name": nic.get("switch"), "mac": to_mac(nic.get("mac"))} for nic in native.get("nics") or []],
         }
+        drive = seed_drive(native)
+        if drive is not None:
+            # cloud-init reads the seed at first boot only: a different value later is a warning (the reconciler's), not a change.
+            for key, stored in zip(("user_data", "network_config"), SEED_RE.search(drive["path"]).groups()):
+                asked = self._asked.get(key)
+                settings["cloud_init." + key] = asked if asked is not None and seed_iso.digest(asked) == stored else "(the seed ISO's, sha256 %s)" % stored
         if self._with_disk:
             vhd = self._read_vhd(instance)
             settings["disk_gib"] = in_unit(vhd["size"], GIB) if vhd else None
@@ -205,6 +240,7 @@ class HyperVInstances(Instances):
                 desired[key] = spec[key]
         if spec["networks"] is not None:
             desired["networks"] = [self._desired_network(network) for network in spec["networks"]]
+        self._asked = {"user_data": spec["user_data"], "network_config": spec["network_config"]}
         options = spec["backend_options"]
         for key in ("dynamic_memory", "checkpoint_type", "secure_boot", "generation"):
             if key in options:
@@ -220,12 +256,14 @@ class HyperVInstances(Instances):
 
     # -- changing -------------------------------------------------------------------------------
 
-    def _vm_root(self, spec):
-        return spec["backend_options"].get("vm_path") or self.backend.settings.get("vm_path") or self.backend.host()["virtual_machine_path"]
+    def vm_root(self, spec=None):
+        """The folder new VMs go in: ``backend_options.vm_path``, ``connection.vm_path`` or the host's default."""
+        chosen = spec["backend_options"].get("vm_path") if spec else None
+        return chosen or self.backend.settings.get("vm_path") or self.backend.host()["virtual_machine_path"]
 
     def _disk_path(self, spec):
         extension = spec["image"].rsplit(".", 1)[-1].lower()
-        return join(self._vm_root(spec), spec["name"], "Virtual Hard Disks", "%s.%s" % (spec["name"], extension))
+        return join(self.vm_root(spec), spec["name"], "Virtual Hard Disks", "%s.%s" % (spec["name"], extension))
 
     def _switches(self, spec):
         if spec["networks"]:
@@ -234,6 +272,8 @@ class HyperVInstances(Instances):
 
     def check_create(self, spec):
         """The parent VHDX and the switches exist, the new disk's file does not (checked in check mode too)."""
+        if seed_tag(spec):
+            seed_iso.require_pycdlib("cloud_init on Hyper-V")
         for index, switch in enumerate(self._switches(spec)):
             self.backend.check_switch(switch, "networks[%d].name" % index if spec["networks"] else "connection.switch")
         parent = self.backend.run("vhd_get", path=spec["image"])
@@ -258,7 +298,7 @@ class HyperVInstances(Instances):
                 "generation": options.get("generation", 2),
                 "memory_startup": (spec["memory_mib"] or DEFAULT_MEMORY_MIB) * MIB,
                 "switch": switches[0] if switches else None,
-                "path": self._vm_root(spec),
+                "path": self.vm_root(spec),
                 "vhd_path": path,
             }
             args.update(self._set_args(self.desired(spec)))
@@ -270,19 +310,42 @@ class HyperVInstances(Instances):
             if spec["networks"] is not None:
                 instance = self.describe(native)
                 self._apply_networks(instance, self.desired(spec)["networks"], deadline)
+            if seed_tag(spec):
+                self._seed(native, spec, deadline)
+            if spec["networks"] is not None or seed_tag(spec):
                 native = self.backend.run("vm_get", deadline, name=spec["name"])
         except PolyvirtError:
             self._undo(deadline, vm=spec["name"])
             raise
         return self.describe(native, vhd=vhd)
 
-    def _undo(self, deadline, vm=None, disk=None):
+    def _seed(self, native, spec, deadline):
+        """Build the NoCloud seed ISO for ``spec``, copy it into the VM's folder in chunks, and put it in a new DVD drive.
+
+        Every seed is a new file with a fresh instance-id; cloud-init reads it at the VM's first boot.
+        """
+        image = seed_iso.build(spec["user_data"] or CLOUD_CONFIG_EMPTY, seed_iso.meta_data(spec["name"]), spec["network_config"],
+                               what="cloud_init on Hyper-V")
+        folder = (native.get("path") or "").rstrip("\\")
+        path = "%s\\polyvirt-seed-%s-%s.iso" % (folder, seed_tag(spec), uuid.uuid4().hex[:6])
+        try:
+            for offset in range(0, len(image), CHUNK):
+                chunk = base64.b64encode(image[offset:offset + CHUNK]).decode("ascii")
+                self.backend.run("file_write", deadline, path=path, data=chunk, append=offset > 0)
+            self.backend.run("dvd_add", deadline, name=native["name"], path=path)
+        except PolyvirtError:
+            self._undo(deadline, file=path)
+            raise
+
+    def _undo(self, deadline, vm=None, disk=None, file=None):
         """Remove what a failed create made, so nothing is left half-made (errors here must not hide the first one)."""
         try:
             if vm:
                 self.backend.run("vm_remove", Deadline(max(30, deadline.remaining())), name=vm, delete_disks=True)
             elif disk:
                 self.backend.run("vhd_remove", Deadline(max(30, deadline.remaining())), path=disk)
+            elif file:
+                self.backend.run("item_remove", Deadline(max(30, deadline.remaining())), path=file, recurse=True)
         except PolyvirtError:
             pass
 
@@ -389,6 +452,10 @@ class HyperVInstances(Instances):
             return self.backend.run("vm_stop", Deadline(max(30, deadline.remaining())), name=name, mode="turnoff")
 
     def delete(self, instance, force, deadline):
+        self.remove(instance, force, deadline)
+
+    def remove(self, instance, force, deadline, keep_seed=False):
+        """Delete the VM, its own disks and (unless ``keep_seed``: an in-place restore's copy still uses it) its seed ISO."""
         native = instance["_native"]
         if native.get("state") not in ("Off", "Saved"):
             self._stop(instance, force, deadline)
@@ -398,7 +465,8 @@ class HyperVInstances(Instances):
         for drive in (native.get("disks") or [])[1:]:
             if not drive["path"].lower().startswith(own):
                 self.backend.run("disk_detach", deadline, name=instance["name"], path=drive["path"])
-        self.backend.run("vm_remove", deadline, name=instance["name"], delete_disks=True)
+        drive = None if keep_seed else seed_drive(native)
+        self.backend.run("vm_remove", deadline, name=instance["name"], delete_disks=True, delete_files=[drive["path"]] if drive else None)
 
     # -- clones ---------------------------------------------------------------------------------
 
@@ -408,14 +476,13 @@ class HyperVInstances(Instances):
         From a snapshot: the copy is first restored to that checkpoint (the source is never touched).
         """
         name = spec["name"]
-        folder = join(self._vm_root(spec), name)
+        folder = join(self.vm_root(spec), name)
         exported = self.backend.run("vm_export", deadline, name=source["name"], path=join(folder, "Export"))
         try:
             native = self.backend.run("vm_import", deadline, path=exported["config_path"], vm_path=folder, vhd_path=join(folder, "Virtual Hard Disks"),
                                       new_name=name)
         finally:
-            for path in [exported["config_path"]] + list(exported.get("disks") or []):  # the export was only the way to the copy
-                self._undo(deadline, disk=path)
+            self._undo(deadline, file=join(folder, "Export"))  # the export (with its Snapshots folder) was only the way to the copy
         try:
             if clone["snapshot"]:
                 native = self.backend.run("checkpoint_restore", deadline, name=name, checkpoint=clone["snapshot"])

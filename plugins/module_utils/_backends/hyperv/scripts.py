@@ -18,7 +18,7 @@ import json
 HEADER = "# polyvirt-hyperv: %s %s"
 
 # Ops that change nothing: the journal and check mode tell reads from writes by these.
-READ_OPS = frozenset(("host_get", "switch_list", "vm_list", "vm_get", "vhd_get", "disk_list", "nic_list", "checkpoint_list"))
+READ_OPS = frozenset(("host_get", "switch_list", "vm_list", "vm_get", "vhd_get", "disk_list", "nic_list", "checkpoint_list", "dir_list", "file_read"))
 
 PRELUDE = r"""$ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
@@ -36,71 +36,90 @@ function Get-PvVmOrFail($vmName) {
     if (-not $vm) { throw "Hyper-V was unable to find a virtual machine with name `"$vmName`"." }
     return $vm
 }
-function ConvertTo-PvNic($nic) {
-    [pscustomobject]@{
-        name = $nic.Name
-        mac = $nic.MacAddress
-        switch = $nic.SwitchName
-        ips = @($nic.IPAddresses)
-        vlan_id = [int](Get-VMNetworkAdapterVlan -VMNetworkAdapter $nic).AccessVlanId
+# The projections: Hyper-V's objects as the JSON the driver reads (enums as their names, ids as strings, sizes in bytes).
+function Out-PvAdapter($adapter) {
+    $vlan = Get-VMNetworkAdapterVlan -VMNetworkAdapter $adapter
+    [ordered]@{
+        name = $adapter.Name
+        mac = $adapter.MacAddress
+        switch = $adapter.SwitchName
+        ips = @($adapter.IPAddresses)
+        vlan_id = [int]$vlan.AccessVlanId
     }
 }
-function ConvertTo-PvDisk($drive) {
-    [pscustomobject]@{
+function Out-PvDrive($drive) {
+    # Hard disk and DVD drives alike: where they sit, and the file they hold ($null for an empty DVD drive).
+    [ordered]@{
         path = $drive.Path
-        controller_type = $drive.ControllerType.ToString()
-        controller_number = $drive.ControllerNumber
-        controller_location = $drive.ControllerLocation
+        controller_type = [string]$drive.ControllerType
+        controller_number = [int]$drive.ControllerNumber
+        controller_location = [int]$drive.ControllerLocation
     }
 }
-function ConvertTo-PvVhd($vhd) {
-    [pscustomobject]@{
+function Out-PvVhd($vhd) {
+    $parent = $null
+    if ($vhd.ParentPath) { $parent = $vhd.ParentPath }
+    [ordered]@{
         path = $vhd.Path
-        format = $vhd.VhdFormat.ToString()
-        type = $vhd.VhdType.ToString()
-        size = $vhd.Size
-        file_size = $vhd.FileSize
-        parent_path = if ($vhd.ParentPath) { $vhd.ParentPath } else { $null }
-        attached = $vhd.Attached
+        format = [string]$vhd.VhdFormat
+        type = [string]$vhd.VhdType
+        size = [long]$vhd.Size
+        file_size = [long]$vhd.FileSize
+        parent_path = $parent
+        attached = [bool]$vhd.Attached
     }
 }
-function ConvertTo-PvCheckpoint($cp) {
-    [pscustomobject]@{
-        name = $cp.Name
-        id = "$($cp.Id)"
-        type = $cp.SnapshotType.ToString()
-        created = $cp.CreationTime.ToUniversalTime().ToString('o')
-        parent = if ($cp.ParentSnapshotName) { $cp.ParentSnapshotName } else { $null }
-        vm_name = $cp.VMName
+function Out-PvCheckpoint($checkpoint) {
+    $parent = $null
+    if ($checkpoint.ParentSnapshotName) { $parent = $checkpoint.ParentSnapshotName }
+    [ordered]@{
+        name = $checkpoint.Name
+        id = [string]$checkpoint.Id
+        type = [string]$checkpoint.SnapshotType
+        created = $checkpoint.CreationTime.ToUniversalTime().ToString('o')
+        parent = $parent
+        vm_name = $checkpoint.VMName
     }
 }
-function ConvertTo-PvVm($vm) {
-    $secure = $null
-    if ($vm.Generation -eq 2) {
-        $secure = (Get-VMFirmware -VM $vm).SecureBoot.ToString()
+function Out-PvVm($machine) {
+    # One VM with everything an idempotent task compares: firmware, KVP, adapters (with addresses), drives.
+    $view = [ordered]@{
+        name = $machine.Name
+        id = [string]$machine.Id
+        state = [string]$machine.State
+        status = $machine.Status
+        generation = $machine.Generation
+        cpu = $machine.ProcessorCount
+        memory_startup = [long]$machine.MemoryStartup
+        memory_minimum = [long]$machine.MemoryMinimum
+        memory_maximum = [long]$machine.MemoryMaximum
+        memory_assigned = [long]$machine.MemoryAssigned
+        dynamic_memory = [bool]$machine.DynamicMemoryEnabled
+        uptime_s = [int]$machine.Uptime.TotalSeconds
+        notes = $machine.Notes
+        path = $machine.Path
+        checkpoint_type = [string]$machine.CheckpointType
+        secure_boot = $null
+        kvp = [bool](Get-VMIntegrationService -VM $machine -Name 'Key-Value Pair Exchange').Enabled
+        parent_checkpoint = $null
     }
-    [pscustomobject]@{
-        name = $vm.Name
-        id = "$($vm.Id)"
-        state = $vm.State.ToString()
-        status = $vm.Status
-        generation = $vm.Generation
-        cpu = $vm.ProcessorCount
-        memory_startup = $vm.MemoryStartup
-        memory_minimum = $vm.MemoryMinimum
-        memory_maximum = $vm.MemoryMaximum
-        memory_assigned = $vm.MemoryAssigned
-        dynamic_memory = $vm.DynamicMemoryEnabled
-        uptime_s = [int]$vm.Uptime.TotalSeconds
-        notes = $vm.Notes
-        path = $vm.Path
-        checkpoint_type = $vm.CheckpointType.ToString()
-        secure_boot = $secure
-        kvp = (Get-VMIntegrationService -VM $vm -Name 'Key-Value Pair Exchange').Enabled
-        parent_checkpoint = if ($vm.ParentSnapshotName) { $vm.ParentSnapshotName } else { $null }
-        nics = @(Get-VMNetworkAdapter -VM $vm | ForEach-Object { ConvertTo-PvNic $_ })
-        disks = @(Get-VMHardDiskDrive -VM $vm | ForEach-Object { ConvertTo-PvDisk $_ })
+    if ($machine.Generation -eq 2) { $view.secure_boot = [string](Get-VMFirmware -VM $machine).SecureBoot }
+    if ($machine.ParentSnapshotName) { $view.parent_checkpoint = $machine.ParentSnapshotName }
+    $view.nics = @(Get-VMNetworkAdapter -VM $machine | ForEach-Object { Out-PvAdapter $_ })
+    $view.disks = @(Get-VMHardDiskDrive -VM $machine | ForEach-Object { Out-PvDrive $_ })
+    $view.dvds = @(Get-VMDvdDrive -VM $machine | ForEach-Object { Out-PvDrive $_ })
+    $view
+}
+function Out-PvFile($entry) {
+    # Get-ChildItem / Get-Item objects: a DirectoryInfo has no Length.
+    $folder = $entry -is [IO.DirectoryInfo]
+    $created = $null
+    $length = $null
+    if (-not $folder) {
+        $created = $entry.CreationTimeUtc.ToString('o')
+        $length = $entry.Length
     }
+    [pscustomobject]@{ name = $entry.Name; path = $entry.FullName; directory = $folder; length = $length; created = $created }
 }
 """
 
@@ -128,7 +147,7 @@ SET_BODY = r"""    if ($null -ne $a.cpu) { Set-VMProcessor -VM $vm -Count $a.cpu
     if ($a.secure_boot_template) { Set-VMFirmware -VM $vm -SecureBootTemplate $a.secure_boot_template }
 """
 
-VM_RESULT = r"""    $r = ConvertTo-PvVm (Get-VM -Id $vm.Id)"""
+VM_RESULT = r"""    $r = Out-PvVm (Get-VM -Id $vm.Id)"""
 
 BODIES = {
     "host_get": r"""    $h = Get-VMHost
@@ -140,10 +159,10 @@ BODIES = {
         memory_capacity = $h.MemoryCapacity
         switches = @(Get-VMSwitch | ForEach-Object { [pscustomobject]@{ name = $_.Name; type = $_.SwitchType.ToString(); id = "$($_.Id)" } })
     }""",
-    "vm_list": r"""    $r = @(Get-VM | Sort-Object -Property Name | ForEach-Object { ConvertTo-PvVm $_ })""",
+    "vm_list": r"""    $r = @(Get-VM | Sort-Object -Property Name | ForEach-Object { Out-PvVm $_ })""",
     "vm_get": r"""    $found = @(Get-VM -Name $a.name -ErrorAction SilentlyContinue | Where-Object { $_.Name -eq $a.name })
     if ($found.Count -gt 1) { throw "There are $($found.Count) virtual machines with this name on this host; rename all but one." }
-    $r = if ($found.Count -eq 1) { ConvertTo-PvVm $found[0] } else { $null }""",
+    $r = if ($found.Count -eq 1) { Out-PvVm $found[0] } else { $null }""",
     "vm_create": r"""    if (Get-PvVm $a.name) { throw "A virtual machine with this name already exists." }
     $p = @{ Name = $a.name; Generation = $a.generation; MemoryStartupBytes = $a.memory_startup }
     if ($a.switch) { $p.SwitchName = $a.switch }
@@ -196,26 +215,32 @@ BODIES = {
             }
         }
         Remove-VM -VM $vm -Force
-        if ($a.delete_disks) {
-            foreach ($path in $paths) {
-                if (Test-Path -LiteralPath $path) {
-                    Remove-Item -LiteralPath $path -Force
-                    $deleted += $path
-                }
+        # Hyper-V merges the checkpoints into the disks as the VM goes: an .avhdx collected above may be gone.
+        $doomed = @()
+        if ($a.delete_disks) { $doomed += $paths }
+        if ($a.delete_files) { $doomed += @($a.delete_files) }
+        foreach ($path in $doomed) {
+            if (Test-Path -LiteralPath $path) {
+                Remove-Item -LiteralPath $path -Force
+                $deleted += $path
             }
         }
     }
     $r = [pscustomobject]@{ removed = [bool]$vm; deleted_files = $deleted }""",
+    "vm_rename": r"""    $vm = Get-PvVmOrFail $a.name
+    if (Get-PvVm $a.new_name) { throw "A virtual machine with the new name already exists." }
+    Rename-VM -VM $vm -NewName $a.new_name
+""" + VM_RESULT,
     "vhd_get": r"""    $vhd = Get-VHD -Path $a.path -ErrorAction SilentlyContinue
-    $r = if ($vhd) { ConvertTo-PvVhd $vhd } else { $null }""",
+    $r = if ($vhd) { Out-PvVhd $vhd } else { $null }""",
     "vhd_create": r"""    switch ($a.type) {
         'fixed' { $vhd = New-VHD -Path $a.path -SizeBytes $a.size -Fixed }
         'differencing' { $vhd = New-VHD -Path $a.path -ParentPath $a.parent_path -Differencing }
         default { $vhd = New-VHD -Path $a.path -SizeBytes $a.size -Dynamic }
     }
-    $r = ConvertTo-PvVhd $vhd""",
+    $r = Out-PvVhd $vhd""",
     "vhd_resize": r"""    Resize-VHD -Path $a.path -SizeBytes $a.size
-    $r = ConvertTo-PvVhd (Get-VHD -Path $a.path)""",
+    $r = Out-PvVhd (Get-VHD -Path $a.path)""",
     "vhd_remove": r"""    $exists = Test-Path -LiteralPath $a.path
     if ($exists) { Remove-Item -LiteralPath $a.path -Force }
     $r = [pscustomobject]@{ removed = $exists }""",
@@ -226,32 +251,32 @@ BODIES = {
     if ($null -ne $a.controller_location) { $p.ControllerLocation = $a.controller_location }
     $attached = @(Get-VMHardDiskDrive -VM $vm | Where-Object { $_.Path -eq $a.path })
     if (-not $attached) { Add-VMHardDiskDrive @p }
-    $r = @(Get-VMHardDiskDrive -VM $vm | ForEach-Object { ConvertTo-PvDisk $_ })""",
+    $r = @(Get-VMHardDiskDrive -VM $vm | ForEach-Object { Out-PvDrive $_ })""",
     "disk_detach": r"""    $vm = Get-PvVmOrFail $a.name
     Get-VMHardDiskDrive -VM $vm | Where-Object { $_.Path -eq $a.path } | Remove-VMHardDiskDrive
-    $r = @(Get-VMHardDiskDrive -VM $vm | ForEach-Object { ConvertTo-PvDisk $_ })""",
+    $r = @(Get-VMHardDiskDrive -VM $vm | ForEach-Object { Out-PvDrive $_ })""",
     "nic_add": r"""    $vm = Get-PvVmOrFail $a.name
     $p = @{ VM = $vm; Name = $a.nic }
     if ($a.switch) { $p.SwitchName = $a.switch }
     if ($a.mac) { $p.StaticMacAddress = $a.mac }
     Add-VMNetworkAdapter @p
-    $r = @(Get-VMNetworkAdapter -VM $vm | ForEach-Object { ConvertTo-PvNic $_ })""",
+    $r = @(Get-VMNetworkAdapter -VM $vm | ForEach-Object { Out-PvAdapter $_ })""",
     "nic_remove": r"""    $vm = Get-PvVmOrFail $a.name
     Remove-VMNetworkAdapter -VM $vm -Name $a.nic
-    $r = @(Get-VMNetworkAdapter -VM $vm | ForEach-Object { ConvertTo-PvNic $_ })""",
+    $r = @(Get-VMNetworkAdapter -VM $vm | ForEach-Object { Out-PvAdapter $_ })""",
     "nic_connect": r"""    $vm = Get-PvVmOrFail $a.name
     if ($a.switch) {
         Connect-VMNetworkAdapter -VMName $vm.Name -Name $a.nic -SwitchName $a.switch
     } else {
         Disconnect-VMNetworkAdapter -VMName $vm.Name -Name $a.nic
     }
-    $r = @(Get-VMNetworkAdapter -VM $vm | ForEach-Object { ConvertTo-PvNic $_ })""",
+    $r = @(Get-VMNetworkAdapter -VM $vm | ForEach-Object { Out-PvAdapter $_ })""",
     "checkpoint_list": r"""    $vm = Get-PvVmOrFail $a.name
-    $r = @(Get-VMSnapshot -VM $vm | Sort-Object -Property CreationTime | ForEach-Object { ConvertTo-PvCheckpoint $_ })""",
+    $r = @(Get-VMSnapshot -VM $vm | Sort-Object -Property CreationTime | ForEach-Object { Out-PvCheckpoint $_ })""",
     "checkpoint_create": r"""    $vm = Get-PvVmOrFail $a.name
     if ($a.checkpoint_type) { Set-VM -VM $vm -CheckpointType $a.checkpoint_type }
     $cp = Checkpoint-VM -VM $vm -SnapshotName $a.checkpoint -Passthru
-    $r = ConvertTo-PvCheckpoint $cp""",
+    $r = Out-PvCheckpoint $cp""",
     "checkpoint_restore": r"""    $vm = Get-PvVmOrFail $a.name
     Restore-VMSnapshot -VMName $vm.Name -Name $a.checkpoint -Confirm:$false
 """ + VM_RESULT,
@@ -263,7 +288,7 @@ BODIES = {
     }
     $r = [pscustomobject]@{
         removed = @($a.checkpoint)
-        checkpoints = @(Get-VMSnapshot -VM $vm | ForEach-Object { ConvertTo-PvCheckpoint $_ })
+        checkpoints = @(Get-VMSnapshot -VM $vm | ForEach-Object { Out-PvCheckpoint $_ })
     }""",
     "vm_export": r"""    $vm = Get-PvVmOrFail $a.name
     Export-VM -VM $vm -Path $a.path
@@ -281,6 +306,36 @@ BODIES = {
         Rename-VM -VM $vm -NewName $a.new_name
     }
 """ + VM_RESULT,
+    # A folder that does not exist fails with "Cannot find path ...": the caller reads that as empty.
+    "dir_list": r"""    $q = @{ LiteralPath = $a.path; Force = $true }
+    if ($a.filter) { $q.Filter = $a.filter }
+    if ($a.recurse) { $q.Recurse = $true }
+    $r = @(Get-ChildItem @q | ForEach-Object { Out-PvFile $_ })""",
+    # One chunk of a file: its bytes arrive base64 in the arguments; the first chunk creates the folder and replaces the file.
+    "file_write": r"""    $chunk = [Convert]::FromBase64String($a.data)
+    if ($a.append) {
+        Add-Content -LiteralPath $a.path -Value $chunk -Encoding Byte
+    } else {
+        $folder = Split-Path -Path $a.path -Parent
+        if (-not (Test-Path -LiteralPath $folder)) { New-Item -Path $folder -ItemType Directory -Force | Out-Null }
+        Set-Content -LiteralPath $a.path -Value $chunk -Encoding Byte
+    }
+    $r = Out-PvFile (Get-Item -LiteralPath $a.path)""",
+    "item_remove": r"""    $gone = -not (Test-Path -LiteralPath $a.path)
+    if (-not $gone) {
+        if ($a.recurse) { Remove-Item -LiteralPath $a.path -Recurse -Force } else { Remove-Item -LiteralPath $a.path -Force }
+    }
+    $r = [pscustomobject]@{ removed = -not $gone }""",
+    "dvd_add": r"""    $vm = Get-PvVmOrFail $a.name
+    $q = @{ VM = $vm; Path = $a.path }
+    Add-VMDvdDrive @q
+    $r = @(Get-VMDvdDrive -VM $vm | ForEach-Object { Out-PvDrive $_ })""",
+    "dvd_set": r"""    $vm = Get-PvVmOrFail $a.name
+    Set-VMDvdDrive -VMName $vm.Name -ControllerNumber $a.controller_number -ControllerLocation $a.controller_location -Path $a.path
+    $r = @(Get-VMDvdDrive -VM $vm | ForEach-Object { Out-PvDrive $_ })""",
+    "dvd_remove": r"""    $vm = Get-PvVmOrFail $a.name
+    Remove-VMDvdDrive -VMName $vm.Name -ControllerNumber $a.controller_number -ControllerLocation $a.controller_location
+    $r = @(Get-VMDvdDrive -VM $vm | ForEach-Object { Out-PvDrive $_ })""",
 }
 
 

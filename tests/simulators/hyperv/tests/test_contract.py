@@ -237,3 +237,19 @@ def test_the_needed_call_must_sit_in_the_branch_that_runs(client):
                  "    $r = $null")
     args = {'name': 'b', 'generation': 2, 'memory_startup': 1024 ** 3, 'vhd_path': 'C:\\x.vhdx'}
     assert 'in a branch that runs for them: New-VM -Name $a.name' in stderr_of(client, scripts.build('vm_create', args, body=otherwise))
+
+
+def test_numeric_literals_with_multipliers_are_expressions_not_commands():
+    """Microsoft's own examples write sizes as 1GB or 512MB (about_Numeric_Literals); they are numbers, not commands."""
+    from tests.simulators.hyperv.pwsh import Checker, PSError  # pylint: disable=import-outside-toplevel
+
+    checker = Checker()
+    for text in ('$x = 1GB', '$y = 512MB * 2', '$z = (1.5gb)', '$w = 0x10KB', 'New-VHD -Path C:\\x.vhdx -SizeBytes 40GB -Dynamic'):
+        checker.check(text)
+    for text in ('$q = 12abc', 'Nope-Cmd 1GB'):
+        try:
+            checker.check(text)
+        except PSError as err:
+            assert 'is not recognized as the name of a cmdlet' in err.message
+        else:
+            raise AssertionError('%s was accepted' % text)

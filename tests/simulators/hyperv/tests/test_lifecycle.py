@@ -53,10 +53,10 @@ def test_vm_lifecycle(client):
     assert "Failed to modify device 'Memory'" in client.fails('vm_set', {'name': 'life', 'dynamic_memory': True})
     assert 'properly aligned' in client.fails('vm_set', {'name': 'life', 'memory_startup': 1000000000})
     assert "being used by another process" in client.fails('vhd_remove', {'path': D + 'life.vhdx'})
-    assert 'parent of a differencing disk' in client.fails('vhd_resize', {'path': D + 'base.vhdx', 'size': 30 * GB})
     grown = client.ok('vhd_resize', {'path': D + 'life.vhdx', 'size': 25 * GB})  # online: VHDX on SCSI
     assert grown['size'] == 25 * GB
-    assert 'shrinking is not supported' in client.fails('vhd_resize', {'path': D + 'life.vhdx', 'size': 10 * GB})
+    assert 'its minimum size is %d bytes' % (20 * GB) in client.fails('vhd_resize', {'path': D + 'life.vhdx', 'size': 10 * GB})
+    assert client.ok('vhd_resize', {'path': D + 'life.vhdx', 'size': 22 * GB})['size'] == 22 * GB  # a differencing VHDX shrinks too
 
     paused = client.ok('vm_suspend', {'name': 'life'})
     assert paused['state'] == 'Paused' and paused['nics'][0]['ips'] == []
@@ -248,7 +248,7 @@ def test_checkpoints_fork_avhdx_files(client):
     avhdx = client.ok('vhd_get', {'path': current})
     assert (avhdx['type'], avhdx['parent_path'], avhdx['size']) == ('Differencing', D + 'forky.vhdx', 8 * GB)
     assert 'checkpoint differencing disk' in client.fails('vhd_resize', {'path': current, 'size': 9 * GB})
-    assert 'parent of a differencing disk' in client.fails('vhd_resize', {'path': D + 'forky.vhdx', 'size': 9 * GB})
+    assert 'parent of a differencing disk of a checkpoint' in client.fails('vhd_resize', {'path': D + 'forky.vhdx', 'size': 9 * GB})
 
     restored = client.ok('checkpoint_restore', {'name': 'forky', 'checkpoint': 'a'})
     fresh = restored['disks'][0]['path']
@@ -271,9 +271,11 @@ def test_checkpoints_fork_avhdx_files(client):
     assert client.ok('vhd_get', {'path': fresh}) is None
 
     removed = client.ok('vm_remove', {'name': 'forky', 'delete_disks': True})
-    assert removed['deleted_files'] == [second, D + 'forky.vhdx']
+    # Remove-VM merges the checkpoints into the disks first: only the .vhdx is left to delete.
+    assert removed['deleted_files'] == [D + 'forky.vhdx']
+    assert client.ok('vhd_get', {'path': second}) is None
     removed = client.ok('vm_remove', {'name': 'forky-clone', 'delete_disks': True})
-    assert len(removed['deleted_files']) == 3
+    assert len(removed['deleted_files']) == 1
     assert all(client.ok('vhd_get', {'path': p}) is None for p in removed['deleted_files'])
 
 
@@ -287,3 +289,20 @@ def test_already_in_the_state_is_a_warning_on_stderr(client):
         client.ok(op, {'name': 'warned'})
         assert b'<S S="warning">WARNING: The virtual machine is already in the specified state._x000D__x000A_</S>' in client.last_stderr
     client.ok('vm_remove', {'name': 'warned'})
+
+
+def test_resize_rules_of_microsoft_s_resize_vhd(client):
+    """Resize-VHD: VHDX grows and shrinks (down to its minimum size), VHD only grows, a differencing VHD never resizes,
+    and a parent can be resized, which breaks the chain of its differencing disks."""
+    client.ok('vhd_create', {'path': D + 'rz-base.vhdx', 'size': 4 * GB, 'type': 'dynamic'})
+    client.ok('vhd_create', {'path': D + 'rz-child.vhdx', 'type': 'differencing', 'parent_path': D + 'rz-base.vhdx'})
+    client.ok('vhd_create', {'path': D + 'rz-old.vhd', 'size': 4 * GB, 'type': 'dynamic'})
+    client.ok('vhd_create', {'path': D + 'rz-old-child.vhd', 'type': 'differencing', 'parent_path': D + 'rz-old.vhd'})
+    assert client.ok('vhd_resize', {'path': D + 'rz-old.vhd', 'size': 5 * GB})['size'] == 5 * GB
+    assert 'which can only grow' in client.fails('vhd_resize', {'path': D + 'rz-old.vhd', 'size': 4 * GB})
+    assert 'differencing disk in the VHD format' in client.fails('vhd_resize', {'path': D + 'rz-old-child.vhd', 'size': 6 * GB})
+    assert client.ok('vhd_resize', {'path': D + 'rz-child.vhdx', 'size': 6 * GB})['size'] == 6 * GB
+    client.ok('vm_create', {'name': 'rz', 'generation': 1, 'memory_startup': GB, 'vhd_path': D + 'rz-child.vhdx'})
+    assert client.ok('vhd_resize', {'path': D + 'rz-base.vhdx', 'size': 8 * GB})['size'] == 8 * GB  # allowed...
+    assert 'The chain of virtual hard disks is corrupted' in client.fails('vm_start', {'name': 'rz'})  # ... and it breaks the child
+    client.ok('vm_remove', {'name': 'rz', 'delete_disks': True})

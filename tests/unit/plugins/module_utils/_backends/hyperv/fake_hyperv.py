@@ -24,9 +24,9 @@ except ImportError:  # tree-sitter is not installed: the model alone answers
     Engine = None
 
 # The operations that change nothing (the journal's reads), as the emulator's README lists them.
-READ_OPS = ("host_get", "switch_list", "vm_list", "vm_get", "vhd_get", "disk_list", "nic_list", "checkpoint_list")
+READ_OPS = ("host_get", "switch_list", "vm_list", "vm_get", "vhd_get", "disk_list", "nic_list", "checkpoint_list", "dir_list", "file_read")
 HEADER_RE = re.compile(r"^# polyvirt-hyperv: ([a-z_]+) ([A-Za-z0-9+/]*={0,2})$")
-USER_KEYS = ("name", "path", "vhd_path", "parent_path", "notes", "checkpoint", "nic", "switch", "mac")
+USER_KEYS = ("name", "path", "vhd_path", "parent_path", "notes", "checkpoint", "nic", "switch", "mac", "data")
 BASE = "C:\\Images\\base.vhdx"
 SECRET = "polyvirt-sim"
 

@@ -23,8 +23,9 @@ class HyperVCase:
 
     backend_class = HyperVBackend
     secrets = (SECRET,)
-    instance = "web1"  # running, on a differencing disk of BASE, with checkpoint snap0
+    instance = "web1"  # running, on a differencing disk of BASE, with checkpoint snap0 and backup b0
     snapshot = "snap0"
+    backup = "b0"
     image = BASE
     as_it_is = {"cpus": 2, "memory": "512MiB", "description": "web server", "networks": [{"name": "Default Switch"}]}
 
@@ -38,6 +39,7 @@ class HyperVCase:
                         "vhd_path": disk, "cpu": 2, "notes": "web server"})
         host.vm_start({"name": "web1"})
         host.checkpoint_create({"name": "web1", "checkpoint": "snap0"})
+        host.vm_export({"name": "web1", "path": "C:\\VMs\\Backups\\web1\\b0"})
         backend = HyperVBackend({"host": "127.0.0.1", "transport": "basic", "username": "Administrator", "password": SECRET,
                                  "vm_path": "C:\\VMs", "switch": "Default Switch"})
         fake = FakeProtocol(host).install(backend.client)
@@ -55,9 +57,13 @@ CASE = HyperVCase()
     contract.test_list_maps_every_instance,
     contract.test_the_settings_of_an_instance_match_the_options_that_describe_it,
     contract.test_snapshot_verbs,
+    contract.test_backup_verbs,
 ], ids=lambda test: test.__name__)
-def test_contract(test):
-    test(CASE)
+def test_contract(test, tmp_path):
+    if test is contract.test_backup_verbs:
+        test(CASE, tmp_path)
+    else:
+        test(CASE)
 
 
 @pytest.mark.parametrize("runtime", [False, True])

@@ -7,13 +7,20 @@ from __future__ import annotations
 """The Hyper-V instances and snapshots parts through the shared reconcilers, on the emulator's host model:
 what each task runs (scripts and shells), check mode, bad input refused before any change, restarts."""
 
+import base64
+import json
+
 import pytest
+import yaml
 
 from ansible_collections.polyvirt.compute.plugins.module_utils._args import INSTANCE_OPTIONS
 from ansible_collections.polyvirt.compute.plugins.module_utils._backends.hyperv.backend import HyperVBackend
 from ansible_collections.polyvirt.compute.plugins.module_utils._backends.hyperv.scripts import READ_OPS
 from ansible_collections.polyvirt.compute.plugins.module_utils._errors import InvalidInput, PolyvirtError, Unsupported, WaitTimeout
 from ansible_collections.polyvirt.compute.plugins.module_utils._model import public
+from ansible_collections.polyvirt.compute.plugins.module_utils import _seed_iso as seed_iso
+from ansible_collections.polyvirt.compute.plugins.module_utils._backends.hyperv import instances as hyperv_instances
+from ansible_collections.polyvirt.compute.plugins.module_utils._reconcile.backup import BackupReconciler
 from ansible_collections.polyvirt.compute.plugins.module_utils._reconcile.clone import CloneReconciler
 from ansible_collections.polyvirt.compute.plugins.module_utils._reconcile.disk import DiskReconciler
 from ansible_collections.polyvirt.compute.plugins.module_utils._reconcile.instance import InstanceReconciler
@@ -56,6 +63,18 @@ class World:
         before = len(self.fake.scripts)
         try:
             result = SnapshotReconciler(backend, values, check_mode=check_mode, diff_mode=True).run()
+        finally:
+            backend.close()
+        return result, self.fake.ops()[before:]
+
+    def backup(self, check_mode=False, **params):
+        values = {"state": "present", "name": None, "storage": None, "location": None, "mode": None, "retain": None, "restore_to": None,
+                  "backend_options": None, "wait_timeout": 60}
+        values.update(params)
+        backend = self.backend()
+        before = len(self.fake.scripts)
+        try:
+            result = BackupReconciler(backend, values, check_mode=check_mode, diff_mode=True).run()
         finally:
             backend.close()
         return result, self.fake.ops()[before:]
@@ -128,7 +147,6 @@ def test_check_mode_reads_only_and_predicts_the_plan(world):
     ({"backend_options": {"generation": 1, "secure_boot": True}}, "needs generation 2"),
     ({"type": "container"}, "type=container is not supported by the hyperv backend"),
     ({"tags": ["a"]}, "tags is not supported by the hyperv backend"),
-    ({"cloud_init": {"user_data": {"runcmd": ["true"]}}}, "cloud_init is not supported by the hyperv backend"),
     ({"wait_for": ["cloud_init"]}, "wait_for=cloud_init is not supported by the hyperv backend"),
 ])
 def test_bad_input_is_refused_before_any_script(world, params, expect):
@@ -327,7 +345,7 @@ def test_clone_exports_and_imports_a_copy_without_checkpoints(world):
     before = len(world.fake.scripts)
     result = CloneReconciler(backend, values, diff_mode=True).run()
     ops = world.fake.ops()[before:]
-    assert writes(ops) == ["vm_export", "vm_import", "vhd_remove", "vhd_remove", "vhd_remove", "checkpoint_remove", "vm_set", "vm_start"]
+    assert writes(ops) == ["vm_export", "vm_import", "item_remove", "checkpoint_remove", "vm_set", "vm_start"]
     clone, source = world.vm("c1"), world.vm("src")
     assert result["cloned"] and result["instance"]["state"] == "running" and result["instance"]["memory_mib"] == 128
     assert clone["id"] != source["id"] and clone["nics"][0]["mac"] != source["nics"][0]["mac"] and clone["notes"] == "a clone"
@@ -362,3 +380,92 @@ def test_a_guest_stuck_in_stopping_fails_clearly_and_force_turns_it_off():
     assert "current state (Stopping)" in failure.value.message
     result, ops = world.task(name="web1", state="stopped", force=True)
     assert writes(ops) == ["vm_stop", "vm_stop"] and result["instance"]["state"] == "stopped" and world.vm("web1")["state"] == "Off"
+
+
+def seed_files(world, name):
+    dvds = world.vm(name)["dvds"]
+    assert len(dvds) == 1
+    return dvds[0]["path"], seed_iso.read(base64.b64decode(world.fake.host.file_read({"path": dvds[0]["path"]})["data"]))
+
+
+def test_cloud_init_is_a_seed_iso_copied_in_chunks_and_attached_as_a_dvd(world, monkeypatch):
+    monkeypatch.setattr(hyperv_instances, "CHUNK", 16 * 1024)  # several chunks even for a small ISO
+    user_data = {"runcmd": ["echo it's \"$HOME\" `id`\nline 2"]}
+    result, ops = world.task(name="web1", image=BASE, state="stopped", ssh_keys=["ssh-ed25519 AAAA polyvirt"],
+                             cloud_init={"user_data": user_data, "network_config": {"version": 2, "ethernets": {"eth0": {"dhcp4": True}}}})
+    chunks = [args for op, args in world.fake.scripts if op == "file_write"]
+    assert len(chunks) > 1 and [args.get("append", False) for args in chunks] == [False] + [True] * (len(chunks) - 1)
+    assert ops[-2:] == ["dvd_add", "vm_get"] and result["changed"]
+    path, (label, files) = seed_files(world, "web1")
+    assert path.startswith("C:\\VMs\\web1\\polyvirt-seed-u") and path.endswith(".iso")
+    assert label == "cidata" and sorted(files) == ["meta-data", "network-config", "user-data"]
+    assert files["user-data"].startswith("#cloud-config\n")
+    data = yaml.safe_load(files["user-data"])
+    assert data == {"runcmd": user_data["runcmd"], "ssh_authorized_keys": ["ssh-ed25519 AAAA polyvirt"]}  # quotes, $, backticks unchanged
+    first_id = json.loads(files["meta-data"])["instance-id"]
+    # Idempotent: one script; other user-data later is the reconciler's warning, and the seed stays.
+    again, ops = world.task(name="web1", state="stopped", ssh_keys=["ssh-ed25519 AAAA polyvirt"],
+                            cloud_init={"user_data": user_data, "network_config": {"version": 2, "ethernets": {"eth0": {"dhcp4": True}}}})
+    assert ops == ["vm_get"] and not again["changed"] and not again.get("warnings")
+    other, ops = world.task(name="web1", state="stopped", cloud_init={"user_data": {"runcmd": ["true"]}})
+    assert writes(ops) == [] and not other["changed"] and "only reads it at first boot" in other["warnings"][0]
+    assert seed_files(world, "web1")[0] == path
+    # A second VM gets its own seed with a fresh instance-id; deleting a VM deletes its seed and nothing else.
+    world.task(name="web2", image=BASE, state="stopped", cloud_init={"user_data": user_data})
+    other_path, (label, files) = seed_files(world, "web2")
+    assert json.loads(files["meta-data"])["instance-id"] != first_id and "network-config" not in files
+    result, ops = world.task(name="web1", state="absent")
+    assert world.fake.host.files.get(path.lower()) is None and world.fake.host.files.get(other_path.lower()) is not None
+
+
+def test_a_failed_seed_leaves_nothing_behind(world):
+    world.fake.fail_next["dvd_add"] = "The operation failed (injected fault)."
+    with pytest.raises(PolyvirtError):
+        world.task(name="web1", image=BASE, state="stopped", cloud_init={"user_data": {"runcmd": ["true"]}})
+    assert world.vm("web1") is None
+    assert [f for f in world.fake.host.files if "polyvirt-seed" in f or "\\web1\\" in f] == []
+    world.task(name="web1", image=BASE, state="stopped", cloud_init={"user_data": {"runcmd": ["true"]}})
+    assert len(world.vm("web1")["dvds"]) == 1
+
+
+def test_backups_export_list_retain_restore_and_delete(world):
+    world.task(name="web1", image=BASE)
+    result, ops = world.backup(instance="web1", name="bk1")
+    assert writes(ops) == ["vm_export"] and result["backup"]["name"] == "bk1"
+    again, ops = world.backup(instance="web1", name="bk1")
+    assert ops == ["vm_get", "dir_list"] and not again["changed"]
+    result, ops = world.backup(instance="web1", name="bk2", retain=1)
+    assert writes(ops) == ["vm_export", "item_remove"] and [b["name"] for b in result["backups"]] == ["bk2"]
+    folder = "C:\\VMs\\Backups\\web1\\bk2\\web1"
+    names = sorted(item["name"] for item in world.fake.host.dir_list({"path": folder}))
+    assert names == ["Virtual Hard Disks", "Virtual Machines"]  # no checkpoints: no Snapshots folder
+    old_id = world.vm("web1")["id"]
+    restored, ops = world.backup(instance="web1", name="bk2", state="restored")
+    vm = world.vm("web1")
+    assert restored["changed"] and vm["id"] != old_id and vm["state"] == "Running"
+    assert [v["name"] for v in world.fake.host.vm_list({})] == ["web1"]  # no staging copy left
+    copy, ops = world.backup(instance="web1", name="bk2", state="restored", restore_to="web2")
+    assert world.vm("web2")["path"] == "C:\\VMs\\web2" and world.vm("web2")["state"] == "Off"
+    deleted, ops = world.backup(instance="web1", name="bk2", state="absent")
+    assert writes(ops) == ["item_remove"] and deleted["backups"] == []
+
+
+@pytest.mark.parametrize("params, expect", [
+    ({"name": "a*b"}, "is not a valid Hyper-V backup name"),
+    ({"name": "x", "storage": "Backups"}, "storage must be an absolute Windows path"),
+    ({"name": "x", "location": "/tmp/x.tar"}, "backup location (export to the controller) is not supported by the hyperv backend"),
+    ({"name": "x", "mode": "stop"}, "backup mode is not supported by the hyperv backend"),
+])
+def test_bad_backup_input_is_refused_before_any_script(world, params, expect):
+    with pytest.raises(PolyvirtError) as failure:
+        world.backup(instance="web1", **params)
+    assert expect in failure.value.message
+    assert world.fake.scripts == []
+
+
+def test_backups_in_another_storage_are_found_there(world):
+    world.task(name="web1", image=BASE)
+    world.backup(instance="web1", name="bk1", storage="D:\\Backups")
+    assert world.fake.host.dir_list({"path": "D:\\Backups\\web1"})[0]["name"] == "bk1"
+    again, ops = world.backup(instance="web1", name="bk1", storage="D:\\Backups")
+    assert not again["changed"] and writes(ops) == []
