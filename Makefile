@@ -19,7 +19,7 @@ TOOLS_VENV := .build/tools-venv
 
 REQS := $(wildcard requirements/*.txt) tests/requirements.txt $(wildcard tests/simulators/*/requirements.txt)
 
-.PHONY: help venv collection pip-bootstrap test-tree sanity-tools lab demo demo-clean test sanity units fuzz simulators integration bench clean
+.PHONY: help venv collection pip-bootstrap test-tree sanity-tools lab demo demo-clean test sanity units fuzz simulators integration roles bench clean
 
 help:
 	@echo "make demo        fresh machine -> LXD lab -> playbooks/demo.yml (make demo-clean removes the guests)"
@@ -48,7 +48,7 @@ demo: lab
 demo-clean: venv collection
 	$(BIN)/ansible-playbook playbooks/demo.yml -e demo_state=absent
 
-test: sanity units fuzz simulators integration
+test: sanity units fuzz simulators integration roles
 
 # Copy the tracked and new (not ignored) files into an ansible_collections tree for ansible-test.
 test-tree:
@@ -84,6 +84,11 @@ simulators: venv $(TOOLS_VENV)/.stamp
 # them (default: each with a vars file and a driver), TARGETS="snapshot disk" the targets. Only lxd needs the lab.
 integration: $(if $(BACKENDS),$(if $(filter lxd,$(BACKENDS)),lab,venv),lab) test-tree
 	cd $(TEST_TREE) && $(BIN)/python tests/integration/run.py --backends "$(BACKENDS)" --targets "$(TARGETS)"
+
+# The provision and decommission roles end to end (tests/roles/run.py): over SSH on the LXD lab, and on
+# every simulator with the conformance suite's probes. BACKENDS="lxd hikube" picks them.
+roles: lab collection
+	$(VPY) tests/roles/run.py --backends "$(BACKENDS)"
 
 # The tools venv (TOOLS_VENV above).
 $(TOOLS_VENV)/.stamp: bench/requirements.txt
