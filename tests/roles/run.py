@@ -7,7 +7,8 @@ LXD (the lab, make lab): lxd.yml provisions two Debian containers with an accoun
 the run, connects to them over SSH as that account with that key, runs tasks inside, then
 decommissions them. Every simulator (tests/simulators): simulator.yml provisions and decommissions
 instances there and reads what the platform holds with the conformance suite's probe
-(tests/integration/probes). The simulators start the way the conformance suite starts them
+(tests/integration/probes). The backends run at the same time (--jobs), each with its own log,
+printed whole when it is done. The simulators start the way the conformance suite starts them
 (tests/integration/run.py), each once, from the settings in tests/integration/backends/<backend>.yml.
 
 Before any playbook, the role's table of what each backend can do (roles/provision/vars/main.yml) is
@@ -19,6 +20,7 @@ compared with what the drivers declare.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
 import os
 import re
@@ -26,6 +28,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import yaml
@@ -72,17 +75,18 @@ def check_feature_table():
     print("provision_backend_features agrees with the drivers of %s" % ", ".join(registry.AVAILABLE), flush=True)
 
 
-def playbook(path, extra_vars_file, env=None):
+def playbook(path, extra_vars_file, log):
     cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), os.path.join(HERE, path), "-e", "@" + extra_vars_file]
-    print(">>> " + " ".join(shlex.quote(a) for a in cmd), flush=True)
-    return subprocess.call(cmd, cwd=ROOT, env=dict(os.environ, **(env or {})))
+    log.write(">>> " + " ".join(shlex.quote(a) for a in cmd) + "\n")
+    log.flush()
+    return subprocess.call(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
 
 
 def probe_call(probe, *args):
     return json.loads(subprocess.check_output(probe + list(args), text=True))
 
 
-def run_backend(name, work, lxd_image):
+def run_backend(name, work, lxd_image, log):
     """One backend: its simulator (if any), its probe's session, its playbook; always cleans up."""
     with open(os.path.join(INTEGRATION, "backends", name + ".yml")) as handle:
         text = handle.read()
@@ -119,12 +123,12 @@ def run_backend(name, work, lxd_image):
         vars_file = os.path.join(state_dir, "vars.yml")
         with open(vars_file, "w") as handle:
             yaml.safe_dump(extra, handle)
-        return playbook(path, vars_file)
+        return playbook(path, vars_file, log)
     finally:
         if session:
             left = probe_call(probe, "cleanup", extra["prefix"])
             if left.get("removed") or left.get("left"):
-                print("clean-up of %s*: removed %s, left %s" % (extra["prefix"], left.get("removed"), left.get("left")), flush=True)
+                log.write("clean-up of %s*: removed %s, left %s\n" % (extra["prefix"], left.get("removed"), left.get("left")))
             subprocess.call(probe + ["session", "stop"], stdout=subprocess.DEVNULL)
         if proc is not None:
             proc.terminate()
@@ -134,6 +138,7 @@ def run_backend(name, work, lxd_image):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backends", default="", help="space-separated; default: " + " ".join(BACKENDS))
+    parser.add_argument("--jobs", type=int, default=len(BACKENDS), help="backends tested at the same time (default: all)")
     parser.add_argument("--lxd-image", default="", help="the Debian image with cloud-init and SSH (default: cloud_init_image of backends/lxd.yml)")
     opts = parser.parse_args()
     backends = opts.backends.split() or list(BACKENDS)
@@ -143,10 +148,25 @@ def main():
     check_feature_table()
     results = []
     with tempfile.TemporaryDirectory(prefix="polyvirt-roles-") as work:
-        for name in backends:
+
+        def one(name):
+            # Each backend's output goes to its own log, printed whole when it is done.
             started = time.monotonic()
-            rc = run_backend(name, work, opts.lxd_image)
-            results.append((name, rc, time.monotonic() - started))
+            with open(os.path.join(work, name + ".log"), "w+") as log:
+                try:
+                    rc = run_backend(name, work, opts.lxd_image, log)
+                except (OSError, ValueError, subprocess.CalledProcessError, SystemExit) as exc:  # a simulator that did not start, a probe that failed: that backend fails
+                    log.write("%s: %s\n" % (type(exc).__name__, exc))
+                    rc = 1
+                log.seek(0)
+                with lock:
+                    sys.stdout.write("=== %s\n%s" % (name, log.read()))
+                    sys.stdout.flush()
+            return name, rc, time.monotonic() - started
+
+        lock = threading.Lock()
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, opts.jobs)) as pool:
+            results = list(pool.map(one, backends))
     for name, rc, elapsed in results:
         print("roles %-9s %s in %.0f s" % (name, "passed" if rc == 0 else "FAILED (rc %d)" % rc, elapsed))
     return 1 if any(rc for _name, rc, _elapsed in results) else 0
