@@ -98,6 +98,7 @@ $(TOOLS_VENV)/.stamp: bench/requirements.txt
 
 bench: lab $(TOOLS_VENV)/.stamp
 	$(TOOLS_VENV)/bin/python bench/lxd_noop.py
+	$(VPY) bench/provision_lxd.py
 
 clean:
 	rm -rf .build tests/output
