@@ -139,7 +139,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backends", default="", help="space-separated; default: " + " ".join(BACKENDS))
     parser.add_argument("--jobs", type=int, default=len(BACKENDS), help="backends tested at the same time (default: all)")
-    parser.add_argument("--lxd-image", default="", help="the Debian image with cloud-init and SSH (default: cloud_init_image of backends/lxd.yml)")
+    parser.add_argument("--lxd-image", default="",
+                        help="the Debian image with cloud-init and SSH (default: cloud_init_image of backends/lxd.yml)")
     opts = parser.parse_args()
     backends = opts.backends.split() or list(BACKENDS)
     unknown = [b for b in backends if b not in BACKENDS]
@@ -155,7 +156,8 @@ def main():
             with open(os.path.join(work, name + ".log"), "w+") as log:
                 try:
                     rc = run_backend(name, work, opts.lxd_image, log)
-                except (OSError, ValueError, subprocess.CalledProcessError, SystemExit) as exc:  # a simulator that did not start, a probe that failed: that backend fails
+                # A simulator that did not start or a probe that failed: that backend fails, the others go on.
+                except (OSError, ValueError, subprocess.CalledProcessError, SystemExit) as exc:
                     log.write("%s: %s\n" % (type(exc).__name__, exc))
                     rc = 1
                 log.seek(0)
