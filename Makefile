@@ -19,7 +19,7 @@ TOOLS_VENV := .build/tools-venv
 
 REQS := $(wildcard requirements/*.txt) tests/requirements.txt $(wildcard tests/simulators/*/requirements.txt)
 
-.PHONY: help venv collection pip-bootstrap test-tree sanity-tools lab demo demo-clean test lint awx changelog sanity units fuzz simulators integration inventory bench clean
+.PHONY: help venv collection pip-bootstrap test-tree sanity-tools lab demo demo-clean test lint awx changelog sanity units fuzz simulators integration inventory roles bench clean
 
 help:
 	@echo "make demo        fresh machine -> LXD lab -> playbooks/demo.yml (make demo-clean removes the guests)"
@@ -48,7 +48,7 @@ demo: lab
 demo-clean: venv collection
 	$(BIN)/ansible-playbook playbooks/demo.yml -e demo_state=absent
 
-test: lint awx sanity units fuzz simulators integration inventory
+test: lint awx sanity units fuzz simulators integration inventory roles
 
 # Copy the tracked and new (not ignored) files into an ansible_collections tree for ansible-test.
 test-tree:
@@ -124,6 +124,11 @@ awx: venv $(LINT_VENV)/.stamp
 changelog: $(LINT_VENV)/.stamp collection
 	PATH=$(LINT_BIN):$$PATH antsibull-changelog release --update-existing --reload-plugins
 
+# The provision and decommission roles end to end (tests/roles/run.py): over SSH on the LXD lab, and on
+# every simulator with the conformance suite's probes. BACKENDS="lxd hikube" picks them.
+roles: lab collection
+	$(VPY) tests/roles/run.py --backends "$(BACKENDS)"
+
 # The tools venv (TOOLS_VENV above).
 $(TOOLS_VENV)/.stamp: bench/requirements.txt
 	$(PYTHON) -m venv $(TOOLS_VENV)
@@ -135,6 +140,7 @@ bench: lab collection $(TOOLS_VENV)/.stamp
 	$(TOOLS_VENV)/bin/python bench/inventory_proxmox.py
 	$(TOOLS_VENV)/bin/python bench/inventory_lxd.py
 	$(TOOLS_VENV)/bin/python bench/hikube_noop.py
+	$(VPY) bench/provision_lxd.py
 
 clean:
 	rm -rf .build tests/output

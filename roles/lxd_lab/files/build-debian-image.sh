@@ -1,11 +1,12 @@
 #!/bin/sh
-# Build the Debian 12 LXD image with cloud-init (unified tarball). cloud-init reads the NoCloud seed
-# that LXD renders from the instance's cloud-init.* (or older user.*) keys at create and copy time.
+# Build the Debian 12 LXD image with cloud-init and an SSH server (unified tarball). cloud-init reads the
+# NoCloud seed that LXD renders from the instance's cloud-init.* (or older user.*) keys at create and copy
+# time; it also makes each instance's SSH host keys (the image has none, so no two instances share them).
 # Usage: build-debian-image.sh OUTPUT.tar.gz
 set -eu
 out=$1
 suite=bookworm
-packages=systemd-sysv,cloud-init,python3-cffi-backend,ifupdown,isc-dhcp-client,iproute2,netbase
+packages=systemd-sysv,cloud-init,python3-cffi-backend,ifupdown,isc-dhcp-client,iproute2,netbase,openssh-server,sudo
 # Use the mirror this machine's apt already uses (deb822 or one-line sources).
 mirror=$(sed -n 's/^URIs:[[:space:]]*\([^[:space:]]*\).*/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | grep -v security | head -n 1)
 if [ -z "$mirror" ]; then
@@ -18,6 +19,9 @@ root=$work/rootfs
 debootstrap --variant=minbase --include="$packages" "$suite" "$root" "$mirror" >"$work/debootstrap.log" 2>&1 \
   || { tail -n 20 "$work/debootstrap.log" >&2; exit 1; }
 chroot "$root" apt-get clean
+# sshd starts at boot; its host keys are made per instance by cloud-init (cc_ssh), which runs before it.
+chroot "$root" systemctl enable ssh.service >/dev/null 2>&1
+rm -f "$root"/etc/ssh/ssh_host_*
 rm -rf "$root/var/lib/apt/lists/"* "$root/var/log/"*.log "$root/etc/machine-id" "$root/var/lib/dbus/machine-id"
 : > "$root/etc/machine-id"
 echo "localhost" > "$root/etc/hostname"
