@@ -604,7 +604,8 @@ def default_boot(conf):
     net = next((k for k in sorted(conf, key=lambda x: int(re.sub(r'\D', '', x) or 0)) if re.match(r'^net\d+$', k)), None)
     if net:
         order.append(net)
-    return 'order=' + ';'.join(order)
+    # print_bootorder: no device, no boot order (an empty value is not written to the config)
+    return 'order=' + ';'.join(order) if order else ''
 
 
 # --- qemu create / restore -------------------------------------------------------------------------------------------
@@ -653,7 +654,8 @@ def create_qemu(ctx, params):
                     conf[key] = ';'.join(sorted(set(split_list(value))))
                 else:
                     conf[key] = value
-            conf.setdefault('boot', default_boot(conf))
+            if not conf.get('boot') and default_boot(conf):
+                conf['boot'] = default_boot(conf)
             conf.setdefault('smbios1', 'uuid=%s' % uuid.uuid4())
             conf.setdefault('vmgenid', str(uuid.uuid4()))
             conf['meta'] = 'creation-qemu=%s,ctime=%d' % (QEMU_VERSION, int(time.time()))
@@ -779,7 +781,11 @@ def drop_from_boot_order(guest, key):
     boot = guest.main.get('boot', '')
     m = re.match(r'^order=(.*)$', boot)
     if m and key in m.group(1).split(';'):
-        guest.main['boot'] = 'order=' + ';'.join(d for d in m.group(1).split(';') if d != key)
+        order = [d for d in m.group(1).split(';') if d != key]
+        if order:
+            guest.main['boot'] = 'order=' + ';'.join(order)
+        else:
+            guest.main.pop('boot')
 
 
 def update_config(ctx, params, kind, sync):
@@ -871,7 +877,7 @@ def update_config(ctx, params, kind, sync):
                     c.replace_key(guest, key, value)
                 else:
                     conf['pending'][key] = value
-            if not guest.main.get('boot') and kind == 'qemu' and any(DRIVE_RE.match(k) for k in params):
+            if not guest.main.get('boot') and kind == 'qemu' and any(DRIVE_RE.match(k) for k in params) and default_boot(guest.main):
                 guest.main['boot'] = default_boot(guest.main)
             c.save()
 

@@ -522,7 +522,8 @@ class Cluster:
         key = 'rootfs' if guest.kind == 'lxc' else None
         if key is None:
             boot_fmt = {'order': {'type': 'string'}, 'legacy': {'type': 'string', 'default_key': 1}}
-            boot = parse_property_string(boot_fmt, guest.main.get('boot', ''), validate=False)
+            raw = guest.main.get('boot') or ''
+            boot = parse_property_string(boot_fmt, raw, validate=False) if raw.strip('order=') else {}
             order = [d for d in re.split(r'[;,\s]+', boot.get('order') or '') if DRIVE_RE.match(d)]
             key = order[0] if order else next((k for k in sorted(guest.main) if DRIVE_RE.match(k) and 'media=cdrom' not in guest.main[k]), None)
         value = guest.main.get(key or '', '')

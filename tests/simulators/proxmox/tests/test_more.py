@@ -289,3 +289,21 @@ def test_unknown_bridge_fails_start(pve, clone):
     pve.nodes('pve').qemu(clone).config.put(net1='virtio,bridge=vmbr9')
     status = wait_task(pve, pve.nodes('pve').qemu(clone).status.start.post())
     assert status['exitstatus'] == "bridge 'vmbr9' does not exist"
+
+
+def test_vm_without_disks_in_resources(pve):
+    """A VM with no disk and no NIC has no boot order (print_bootorder of nothing) and a maxdisk of 0."""
+    vmid = int(pve.cluster.nextid.get())
+    wait_ok(pve, pve.nodes('pve').qemu.post(vmid=vmid, name='sim-nodisk', memory='512'))
+    assert 'boot' not in pve.nodes('pve').qemu(vmid).config.get()
+    item = next(r for r in pve.cluster.resources.get(type='vm') if r['vmid'] == vmid)
+    assert (item['name'], item['maxdisk'], item['status']) == ('sim-nodisk', 0, 'stopped')
+    # the last disk leaving the boot order takes the order with it
+    wait_ok(pve, pve.nodes('pve').qemu(vmid).config.post(scsi0='local-lvm:1'))
+    assert pve.nodes('pve').qemu(vmid).config.get()['boot'] == 'order=scsi0'
+    wait_ok(pve, pve.nodes('pve').qemu(vmid).config.post(delete='scsi0'))
+    config = pve.nodes('pve').qemu(vmid).config.get()
+    assert 'boot' not in config and config['unused0'].startswith('local-lvm:vm-%d-disk-' % vmid)
+    item = next(r for r in pve.cluster.resources.get(type='vm') if r['vmid'] == vmid)
+    assert item['maxdisk'] == 0
+    wait_ok(pve, pve.nodes('pve').qemu(vmid).delete())
