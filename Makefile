@@ -93,6 +93,7 @@ $(TOOLS_VENV)/.stamp: bench/requirements.txt
 
 bench: lab $(TOOLS_VENV)/.stamp
 	$(TOOLS_VENV)/bin/python bench/lxd_noop.py
+	$(TOOLS_VENV)/bin/python bench/proxmox_noop.py
 
 clean:
 	rm -rf .build tests/output
