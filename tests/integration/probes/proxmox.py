@@ -158,9 +158,12 @@ class Probe:
             "stored_size_gib": stored["size"] / 2 ** 30 if stored else None, "unused": unused,
         }
 
-    def fault(self, spec):
-        """Adds a simulator fault (tests/simulators/proxmox/README.md, Faults): POST /_sim/faults, with the API's auth."""
-        return self._faults("POST", {"spec": spec})
+    def fault(self, *words):
+        """Adds a simulator fault (tests/simulators/proxmox/README.md, Faults): POST /_sim/faults, with the API's auth.
+
+        The words are joined again: a fault's text may hold spaces, which the pipe lookup splits.
+        """
+        return self._faults("POST", {"spec": " ".join(words)})
 
     def faults(self, action="list"):
         """``faults clear`` removes every fault, ``faults`` lists them."""
@@ -180,7 +183,7 @@ class Probe:
         answer = requests.request(method, "https://%s:%d/_sim/faults" % (self.host, self.port), data=data, headers=headers, verify=self.verify,
                                   timeout=60)
         answer.raise_for_status()
-        return answer.json() if answer.content else []
+        return (answer.json() or {}).get("data", []) if answer.content else []  # PVE's envelope, as the API answers
 
     def volume(self, node, volume):
         """Whether a volume exists on its storage (a detached disk's data is kept)."""

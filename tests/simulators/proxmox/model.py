@@ -548,7 +548,8 @@ class Cluster:
         res = {
             'id': '%s/%d' % (guest.kind, guest.vmid), 'type': guest.kind, 'node': guest.node, 'vmid': guest.vmid,
             # pvestatd records a running VM's QMP status (`qmpstatus || status`), and cluster/resources lists that
-            'name': guest.name(), 'status': 'paused' if guest.kind == 'qemu' and guest.paused else guest.status, 'template': 1 if guest.main.get('template') == '1' else 0,
+            'name': guest.name(), 'status': 'paused' if guest.kind == 'qemu' and guest.paused else guest.status,
+            'template': 1 if guest.main.get('template') == '1' else 0,
             'cpu': 0.01 if running else 0, 'maxcpu': self.guest_cpus(guest), 'mem': maxmem // 4 if running else 0, 'maxmem': maxmem,
             'disk': 0, 'maxdisk': self.guest_maxdisk(guest), 'uptime': guest.uptime(), 'netin': 0, 'netout': 0,
             'diskread': 0, 'diskwrite': 0,

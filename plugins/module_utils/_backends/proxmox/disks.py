@@ -114,7 +114,7 @@ class ProxmoxDisks(Disks):
     def describe(self, instance, slot, value):
         entry = _entry(instance)
         item = parse_property(value, "volume" if entry["type"] == "lxc" and slot.startswith("mp") else "file")
-        volume = item.get("file") or item.get("volume") or str(value).split(",")[0]
+        volume = item.get("file") or item.get("volume") or str(value).split(",", maxsplit=1)[0]
         optical = item.get("media") == "cdrom"
         size_bytes = parse_size(item["size"], "size", "B") if item.get("size") else None
         attached = not slot.startswith("unused")
@@ -312,7 +312,7 @@ def _config(instance):
 
 
 def _volume(value):
-    return str(value or "").split(",")[0]
+    return str(value or "").split(",", maxsplit=1)[0]
 
 
 def _items(value):
@@ -360,7 +360,6 @@ def _slot_order(key):
 
 def _unused(config):
     return dict((key, value) for key, value in config.items() if key.startswith("unused"))
-
 
 
 def _managed(volume):

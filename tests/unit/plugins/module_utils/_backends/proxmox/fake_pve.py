@@ -93,7 +93,8 @@ class FakePve:
     def _route(self, method, seg, params):  # pylint: disable=too-many-return-statements,too-many-branches
         if seg == ["cluster", "resources"]:
             if self.stale_status:
-                return [dict(self._resource(guest), **self.stale_status.get(guest["vmid"], {})) for guest in sorted(self.guests.values(), key=lambda g: g["vmid"])]
+                guests = sorted(self.guests.values(), key=lambda guest: guest["vmid"])
+                return [dict(self._resource(guest), **self.stale_status.get(guest["vmid"], {})) for guest in guests]
             return [self._resource(guest) for guest in sorted(self.guests.values(), key=lambda guest: guest["vmid"])]
         if seg == ["cluster", "nextid"]:
             vmid = 100
@@ -328,7 +329,8 @@ class FakePve:
             if key == "sshkeys" and re.search(r"[^-%a-zA-Z0-9_.!~*'()]", str(value)):
                 raise _Fail(400, "Parameter verification failed.", {"sshkeys": "invalid format - invalid urlencoded string"})
             # scsi and virtio disks hot-plug; ide and sata devices wait for a restart, except a CD-ROM's medium
-            plugged = kind == "qemu" and (re.match(r"^(scsi|virtio)\d+$", key) or "media=cdrom" in str(value) and "media=cdrom" in str(guest["config"].get(key, "")))
+            cdrom_medium = "media=cdrom" in str(value) and "media=cdrom" in str(guest["config"].get(key, ""))
+            plugged = kind == "qemu" and (re.match(r"^(scsi|virtio)\d+$", key) or cdrom_medium)
             if guest["status"] == "running" and key not in hot and not key.startswith(("net", "ipconfig")) and not plugged:
                 guest["pending"][key] = value
             else:
