@@ -141,6 +141,7 @@ bench: lab collection $(TOOLS_VENV)/.stamp
 	$(TOOLS_VENV)/bin/python bench/inventory_lxd.py
 	$(TOOLS_VENV)/bin/python bench/hikube_noop.py
 	$(VPY) bench/provision_lxd.py
+	$(TOOLS_VENV)/bin/python bench/proxmox_noop.py
 
 clean:
 	rm -rf .build tests/output

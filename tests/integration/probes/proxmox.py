@@ -8,7 +8,10 @@ client), never with this collection's code, and prints JSON. Same commands as pr
                            networks: [{network, mac}], disks: [{name, path}],
                            snapshots: [{name, stateful, created_at}], backups: [{name, created_at}]}
   instances PREFIX        [{name, state}] of the guests whose name starts with PREFIX
-  disk NAME               {exists, name, storage, size_gib, attached_to: [instance], paths: {instance: path}}
+  disk INSTANCE/SLOT      {exists, name, storage, size_gib, attached_to: [instance], paths: {instance: path}, volume, media,
+                           stored_size_gib, unused: [the guest's unusedN volumes]} (a Proxmox VE disk is a slot of a guest)
+  volume NODE VOLID       {exists}: whether the volume is on its storage
+  fault SPEC | faults [clear]   adds a simulator fault (KIND[:TARGET[:ARG]][@COUNT]), lists them, or removes them all
   exec NAME COMMAND       runs COMMAND with sh -c through the QEMU guest agent, prints its output
   cleanup PREFIX          stops and deletes every guest whose name starts with PREFIX
   session start|stop      before and after a backend's run: makes and removes the suite's small template
@@ -131,7 +134,61 @@ class Probe:
         return sorted(({"name": entry["name"], "state": entry.get("status")} for entry in self.guests(prefix)), key=lambda item: item["name"])
 
     def disk(self, name):
-        return {"exists": False, "name": name}  # the Proxmox driver has no disks part yet
+        """NAME is INSTANCE/SLOT (a Proxmox VE disk is a slot of a guest): the slot's volume, and the guest's unusedN volumes."""
+        instance, _sep, slot = name.partition("/")
+        found = [entry for entry in self.guests() if entry.get("name") == instance]
+        if not found:
+            return {"exists": False, "name": name, "unused": []}
+        entry = found[0]
+        config = self.api().nodes(entry["node"])(entry["type"])(entry["vmid"]).config.get()
+        unused = sorted(config[key] for key in config if key.startswith("unused"))
+        value = config.get(slot)
+        if value is None:
+            return {"exists": False, "name": name, "unused": unused}
+        items = dict(item.partition("=")[::2] for item in value.split(",")[1:])
+        volume = value.split(",")[0]
+        stored = None
+        if ":" in volume and volume != "none":
+            storage = volume.split(":")[0]
+            content = self.api().nodes(entry["node"]).storage(storage).content.get()
+            stored = next((item for item in content if item["volid"] == volume), None)
+        return {
+            "exists": True, "name": name, "storage": volume.split(":")[0] if ":" in volume else None, "volume": volume,
+            "size_gib": gib(value), "media": items.get("media"), "attached_to": [instance], "paths": {instance: items.get("mp")},
+            "stored_size_gib": stored["size"] / 2 ** 30 if stored else None, "unused": unused,
+        }
+
+    def fault(self, *words):
+        """Adds a simulator fault (tests/simulators/proxmox/README.md, Faults): POST /_sim/faults, with the API's auth.
+
+        The words are joined again: a fault's text may hold spaces, which the pipe lookup splits.
+        """
+        return self._faults("POST", {"spec": " ".join(words)})
+
+    def faults(self, action="list"):
+        """``faults clear`` removes every fault, ``faults`` lists them."""
+        return self._faults("DELETE" if action == "clear" else "GET", None)
+
+    def _faults(self, method, data):
+        headers = {}
+        if self.conn.get("api_token_id"):
+            headers["Authorization"] = "PVEAPIToken=%s=%s" % (self.conn["api_token_id"], self.conn["api_token_secret"])
+        else:
+            login = requests.post("https://%s:%d/api2/json/access/ticket" % (self.host, self.port), verify=self.verify, timeout=60,
+                                  data={"username": self.conn.get("api_user") or "root@pam", "password": self.conn["api_password"]})
+            login.raise_for_status()
+            ticket = login.json()["data"]
+            headers["Cookie"] = "PVEAuthCookie=%s" % ticket["ticket"]
+            headers["CSRFPreventionToken"] = ticket["CSRFPreventionToken"]
+        answer = requests.request(method, "https://%s:%d/_sim/faults" % (self.host, self.port), data=data, headers=headers, verify=self.verify,
+                                  timeout=60)
+        answer.raise_for_status()
+        return (answer.json() or {}).get("data", []) if answer.content else []  # PVE's envelope, as the API answers
+
+    def volume(self, node, volume):
+        """Whether a volume exists on its storage (a detached disk's data is kept)."""
+        storage = volume.split(":")[0]
+        return {"exists": any(item["volid"] == volume for item in self.api().nodes(node).storage(storage).content.get())}
 
     def exec(self, name, command):
         entry = [entry for entry in self.guests() if entry.get("name") == name][0]

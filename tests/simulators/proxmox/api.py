@@ -604,7 +604,8 @@ def default_boot(conf):
     net = next((k for k in sorted(conf, key=lambda x: int(re.sub(r'\D', '', x) or 0)) if re.match(r'^net\d+$', k)), None)
     if net:
         order.append(net)
-    return 'order=' + ';'.join(order)
+    # print_bootorder: no device, no boot order (an empty value is not written to the config)
+    return 'order=' + ';'.join(order) if order else ''
 
 
 # --- qemu create / restore -------------------------------------------------------------------------------------------
@@ -653,7 +654,8 @@ def create_qemu(ctx, params):
                     conf[key] = ';'.join(sorted(set(split_list(value))))
                 else:
                     conf[key] = value
-            conf.setdefault('boot', default_boot(conf))
+            if not conf.get('boot') and default_boot(conf):
+                conf['boot'] = default_boot(conf)
             conf.setdefault('smbios1', 'uuid=%s' % uuid.uuid4())
             conf.setdefault('vmgenid', str(uuid.uuid4()))
             conf['meta'] = 'creation-qemu=%s,ctime=%d' % (QEMU_VERSION, int(time.time()))
@@ -764,14 +766,18 @@ def restore_guest(ctx, node, vmid, params, kind):
 
 # --- config updates ----------------------------------------------------------------------------------------------------
 
-def qemu_hotplug(key, value):
-    """Whether a running VM takes KEY at once (default `hotplug: network,disk,usb`), as vmconfig_hotplug_pending."""
+def qemu_hotplug(key, value, current=None, deleting=False):
+    """Whether a running VM takes KEY at once (default `hotplug: network,disk,usb`), as vmconfig_hotplug_pending.
+
+    ide and sata devices are never plugged or unplugged live (qemu-server: `die "skip" if ... $opt =~ m/(ide|sata)/`);
+    only the medium of a CD-ROM drive that is there already changes at once (vmconfig_update_disk).
+    """
     if key in ('cpuunits', 'cpulimit', 'balloon', 'agent') or re.match(r'^net\d+$', key):
         return True
     if re.match(r'^(scsi|virtio)\d+$', key):
         return True
     if re.match(r'^(ide|sata)\d+$', key):
-        return 'media=cdrom' in value
+        return not deleting and 'media=cdrom' in value and 'media=cdrom' in (current or '')
     return False
 
 
@@ -779,7 +785,11 @@ def drop_from_boot_order(guest, key):
     boot = guest.main.get('boot', '')
     m = re.match(r'^order=(.*)$', boot)
     if m and key in m.group(1).split(';'):
-        guest.main['boot'] = 'order=' + ';'.join(d for d in m.group(1).split(';') if d != key)
+        order = [d for d in m.group(1).split(';') if d != key]
+        if order:
+            guest.main['boot'] = 'order=' + ';'.join(order)
+        else:
+            guest.main.pop('boot')
 
 
 def update_config(ctx, params, kind, sync):
@@ -846,7 +856,7 @@ def update_config(ctx, params, kind, sync):
                 conf['pending'].pop(opt, None)
                 if guest.main.get(opt) is None:
                     continue
-                hotplug = opt in hot or opt.startswith('unused') or (kind == 'qemu' and qemu_hotplug(opt, guest.main[opt]))
+                hotplug = opt in hot or opt.startswith('unused') or (kind == 'qemu' and qemu_hotplug(opt, guest.main[opt], deleting=True))
                 if not running or hotplug or (kind == 'qemu' and opt.startswith('ipconfig')):
                     c.delete_key(guest, opt)
                     if kind == 'qemu':
@@ -863,7 +873,7 @@ def update_config(ctx, params, kind, sync):
                 elif key == 'tags':
                     value = ';'.join(sorted(set(split_list(value))))
                 conf['delete'] = [d for d in conf['delete'] if d.lstrip('!') != key]
-                hotplug = key in hot or key.startswith('ipconfig') or (kind == 'qemu' and qemu_hotplug(key, value))
+                hotplug = key in hot or key.startswith('ipconfig') or (kind == 'qemu' and qemu_hotplug(key, value, guest.main.get(key)))
                 if kind == 'lxc' and re.match(r'^net\d+$', key):
                     hotplug = True
                 if not running or hotplug:
@@ -871,7 +881,7 @@ def update_config(ctx, params, kind, sync):
                     c.replace_key(guest, key, value)
                 else:
                     conf['pending'][key] = value
-            if not guest.main.get('boot') and kind == 'qemu' and any(DRIVE_RE.match(k) for k in params):
+            if not guest.main.get('boot') and kind == 'qemu' and any(DRIVE_RE.match(k) for k in params) and default_boot(guest.main):
                 guest.main['boot'] = default_boot(guest.main)
             c.save()
 
@@ -2110,6 +2120,28 @@ def agent_exec(ctx, params):
     pid = 1000 + len(guest.execs)
     guest.execs[pid] = simulated_exec(guest, argv)
     return {'pid': pid}
+
+
+# What cloud-init leaves in the simulated guest once it finished (it runs to the end by the time the agent answers):
+# /run/cloud-init/result.json, which cloud-init writes at the end of its last stage (tmpfs: gone at the next boot).
+CLOUD_INIT_RESULT = '{\n "v1": {\n  "datasource": "DataSourceNoCloud [seed=/dev/sr0]",\n  "errors": [],\n  "recoverable_errors": {}\n }\n}\n'
+
+
+@route('GET', '/nodes/{node}/qemu/{vmid}/agent/file-read')
+def agent_file_read(ctx, params):
+    guest = agent_guest(ctx, params)
+    files = {'/run/cloud-init/result.json': CLOUD_INIT_RESULT,
+             '/etc/hostname': (guest.main.get('name') or 'VM%d' % guest.vmid).split('.')[0] + '\n'}
+    content = files.get(params['file'])
+    if content is None:
+        fail("Agent error: Failed to open file '%s': No such file or directory" % params['file'])
+    offset = int(params.get('offset') or 0)
+    count = int(params.get('count') or 16777216)
+    data = content.encode()[offset:offset + count]
+    res = {'content': data.decode() if params.get('decode', '1') != '0' else base64.b64encode(data).decode()}
+    if offset + count < len(content.encode()):
+        res['truncated'] = 1
+    return res
 
 
 @route('GET', '/nodes/{node}/qemu/{vmid}/agent/exec-status')

@@ -522,7 +522,8 @@ class Cluster:
         key = 'rootfs' if guest.kind == 'lxc' else None
         if key is None:
             boot_fmt = {'order': {'type': 'string'}, 'legacy': {'type': 'string', 'default_key': 1}}
-            boot = parse_property_string(boot_fmt, guest.main.get('boot', ''), validate=False)
+            raw = guest.main.get('boot') or ''
+            boot = parse_property_string(boot_fmt, raw, validate=False) if raw.strip('order=') else {}
             order = [d for d in re.split(r'[;,\s]+', boot.get('order') or '') if DRIVE_RE.match(d)]
             key = order[0] if order else next((k for k in sorted(guest.main) if DRIVE_RE.match(k) and 'media=cdrom' not in guest.main[k]), None)
         value = guest.main.get(key or '', '')
@@ -546,7 +547,9 @@ class Cluster:
         maxmem = self.guest_maxmem(guest)
         res = {
             'id': '%s/%d' % (guest.kind, guest.vmid), 'type': guest.kind, 'node': guest.node, 'vmid': guest.vmid,
-            'name': guest.name(), 'status': guest.status, 'template': 1 if guest.main.get('template') == '1' else 0,
+            # pvestatd records a running VM's QMP status (`qmpstatus || status`), and cluster/resources lists that
+            'name': guest.name(), 'status': 'paused' if guest.kind == 'qemu' and guest.paused else guest.status,
+            'template': 1 if guest.main.get('template') == '1' else 0,
             'cpu': 0.01 if running else 0, 'maxcpu': self.guest_cpus(guest), 'mem': maxmem // 4 if running else 0, 'maxmem': maxmem,
             'disk': 0, 'maxdisk': self.guest_maxdisk(guest), 'uptime': guest.uptime(), 'netin': 0, 'netout': 0,
             'diskread': 0, 'diskwrite': 0,

@@ -406,10 +406,10 @@ def check_prop(value, schema, path, errors):
         _add_error(errors, path, 'value must be at least %s characters long' % schema['minLength'])
         return
     if NUM_RE.match(value):
-        if schema.get('maximum') is not None and float(value) > schema['maximum']:
+        if schema.get('maximum') is not None and float(value) > float(schema['maximum']):
             _add_error(errors, path, 'value must have a maximum value of %s' % schema['maximum'])
             return
-        if schema.get('minimum') is not None and float(value) < schema['minimum']:
+        if schema.get('minimum') is not None and float(value) < float(schema['minimum']):
             _add_error(errors, path, 'value must have a minimum value of %s' % schema['minimum'])
             return
     enum = schema.get('enum')

@@ -11,14 +11,14 @@ from ansible_collections.polyvirt.compute.plugins.module_utils._errors import In
 
 _COMMON = ("instance.disk_size", "instance.tags", "instance.description", "instance.networks.ipv4_gateway", "wait_for.ip", "snapshot.description",
            "clone", "clone.linked", "clone.target", "backup.restore", "backup.mode", "backup.storage")
-QEMU_FEATURES = frozenset(_COMMON + ("instance.paused", "instance.cloud_init", "instance.ssh_keys", "wait_for.cloud_init", "snapshot.stateful"))
+QEMU_FEATURES = frozenset(_COMMON + ("disk.optical", "instance.paused", "instance.cloud_init", "instance.ssh_keys", "wait_for.cloud_init", "snapshot.stateful"))
 LXC_FEATURES = frozenset(_COMMON)
 
 
 class ProxmoxBackend(Backend):
     name = "proxmox"
     default_type = "vm"
-    parts = ("instances", "snapshots", "backups")
+    parts = ("instances", "snapshots", "backups", "disks")
     features = {"vm": QEMU_FEATURES, "container": LXC_FEATURES}
     notes = {
         "instance.vm": "QEMU; `image` is a template (name or vmid), cloned and configured in the same task",
@@ -40,6 +40,9 @@ class ProxmoxBackend(Backend):
         "clone": "PVE clone (full), then the instance options in the same task",
         "clone.linked": "from templates only (PVE links to a template's base disks); refused otherwise before any change",
         "clone.target": "a cluster node; PVE refuses guests on local storage",
+        "disk": "a slot of a guest (`scsiN`, `virtioN`, `sataN`, `ideN`; LXC `mpN` at `backend_options.path`): grow, move to a new `storage`, "
+                "detach (kept as `unusedN`), delete; `instance` is required (PVE has no free disks)",
+        "disk.optical": "a CD-ROM in an ide, sata or scsi slot holding `backend_options.iso` (QEMU)",
     }
 
     def __init__(self, settings):
@@ -67,6 +70,10 @@ class ProxmoxBackend(Backend):
             from ansible_collections.polyvirt.compute.plugins.module_utils._backends.proxmox.snapshots import ProxmoxSnapshots
 
             return ProxmoxSnapshots(self)
+        if name == "disks":
+            from ansible_collections.polyvirt.compute.plugins.module_utils._backends.proxmox.disks import ProxmoxDisks
+
+            return ProxmoxDisks(self)
         from ansible_collections.polyvirt.compute.plugins.module_utils._backends.proxmox.backups import ProxmoxBackups
 
         return ProxmoxBackups(self)

@@ -51,6 +51,7 @@ LXC_LIVE_KEYS = {"description", "onboot", "protection", "tags", "startup", "core
                  "searchdomain"}
 SECRET_KEYS = ("cipassword",)
 AGENT_MISSING = "No QEMU guest agent configured"
+CLOUD_INIT_RESULT = "/run/cloud-init/result.json"
 
 
 class ProxmoxInstances(Instances):
@@ -114,7 +115,14 @@ class ProxmoxInstances(Instances):
                 len(entries), name, ", ".join(str(entry["vmid"]) for entry in sorted(entries, key=lambda entry: entry["vmid"]))))
         return self._read(entries[0], runtime)
 
-    def _read(self, entry, runtime=False):
+    def _read(self, entry, runtime=False, exact=False):
+        """The guest of a ``cluster/resources`` entry: its config and pending changes in one read, its state from the entry.
+
+        PVE takes a guest's ``status`` in ``cluster/resources`` from what pvestatd last recorded, the QMP status of a
+        running VM (``qmpstatus || status``: pvestatd ``update_qemu_status``; ``extract_vm_stats`` in API2Tools.pm), so
+        a paused VM is listed ``paused``; that record is at most one pvestatd cycle (10 s) old. An idempotent task
+        trusts it (two reads); after a change of this task (``exact``) ``status/current`` is read, which is live.
+        """
         base = guest_path(entry)
         try:
             pending = self.client.get(base + "/pending") or []
@@ -122,15 +130,17 @@ class ProxmoxInstances(Instances):
             return None  # removed since the cluster list was read
         current, config, changing = read_pending(pending)
         native = {"entry": entry, "config": config, "current": current, "pending": changing}
-        state = "stopped"
-        if entry.get("status") == "running":
-            state = "running"
-            if runtime:
-                native["interfaces"] = self._interfaces(entry, config)
-            if entry["type"] == "qemu" and native.get("interfaces") is None:
-                # cluster/resources reports a paused VM as running (its status comes from uptime): only status/current tells.
-                status = self.client.get(base + "/status/current") or {}
-                state = "paused" if status.get("qmpstatus") == "paused" else "running"
+        listed = entry.get("status")
+        known = listed in ("running", "stopped") or (entry["type"] == "qemu" and listed == "paused")
+        state = listed if known else "stopped"
+        if state == "running" and runtime:
+            native["interfaces"] = self._interfaces(entry, config)
+        if not known or (exact and native.get("interfaces") is None):
+            # another QMP status (prelaunch, suspended, io-error...), or the state right after a change: ask the node
+            status = self.client.get(base + "/status/current") or {}
+            state = "running" if status.get("status") == "running" else "stopped"
+            if entry["type"] == "qemu" and status.get("qmpstatus") not in (None, "running", "stopped") and state == "running":
+                state = "paused"
         native["state"] = state
         return self.describe(native)
 
@@ -535,7 +545,7 @@ class ProxmoxInstances(Instances):
         """The guest read again by its vmid (another guest may have taken its name meanwhile), or None."""
         self.backend.forget()
         found = [item for item in self.backend.resources() if item.get("vmid") == entry["vmid"]]
-        return self._read(found[0], runtime) if found else None
+        return self._read(found[0], runtime, exact=True) if found else None
 
     def _reread(self, entry, deadline):
         instance = self._by_vmid(entry)
@@ -631,14 +641,17 @@ class ProxmoxInstances(Instances):
         def agent_down(exc):  # the agent answers a while after the VM starts
             return isinstance(exc, OperationFailed) and "agent is not running" in exc.message
 
+        finished = self._cloud_init_result(base, name)
+        if finished is not None:
+            return instance, finished
         started = retry(lambda: self.client.request("POST", base + "exec", command=["cloud-init", "status", "--wait"]), deadline, agent_down)
         pid = (started or {}).get("pid")
 
-        def finished():
+        def exited():
             status = self.client.get(base + "exec-status", deadline, pid=pid) or {}
             return status if status.get("exited") else None
 
-        status = poll(finished, deadline, "cloud-init to finish in instance %s" % name)
+        status = poll(exited, deadline, "cloud-init to finish in instance %s" % name)
         out = (status.get("out-data") or "").strip()
         code = status.get("exitcode")
         report = {"exit_code": code, "status": cloud_init_status(out), "output": out}
@@ -648,6 +661,27 @@ class ProxmoxInstances(Instances):
             raise OperationFailed("cloud-init finished with an error in instance %s: %s" % (name, out or status.get("err-data")),
                                   result={"cloud_init": report})
         return self._by_vmid(instance["_native"]["entry"], True), report
+
+    def _cloud_init_result(self, base, name):
+        """cloud-init's report of this boot, read with one GET, or None when it cannot be read (not finished, no agent yet,
+        no FileRead permission): then ``cloud-init status --wait`` runs through the agent.
+
+        cloud-init writes ``/run/cloud-init/result.json`` at the end of its last stage, and ``/run`` is a tmpfs, so the
+        file exists exactly when cloud-init has finished since the guest booted.
+        """
+        try:
+            found = self.client.request("GET", base + "file-read", file=CLOUD_INIT_RESULT) or {}
+            result = (json.loads(found.get("content") or "") or {}).get("v1") or {}
+        except (PolyvirtError, ValueError, AttributeError):
+            return None
+        errors = result.get("errors") or []
+        # what `cloud-init status` prints, which the exec path reports
+        report = {"exit_code": 1 if errors else 0, "status": "error" if errors else "done",
+                  "output": "\n".join(["status: error" if errors else "status: done"] + [str(item) for item in errors])}
+        if errors:
+            raise OperationFailed("cloud-init finished with an error in instance %s: %s" % (name, "; ".join(str(item) for item in errors)),
+                                  result={"cloud_init": report})
+        return report
 
 
 # -- helpers (pure: unit tested without a server) -----------------------------------------------------

@@ -4,6 +4,8 @@
 """Node ownership and migration, cloud-init regeneration tracking, unlink, task listing and stopping."""
 from __future__ import annotations
 
+import json
+
 import pytest
 import requests
 from proxmoxer.core import ResourceException
@@ -206,14 +208,20 @@ def test_running_vm_hotplug_rules_and_unused_reattach(pve, clone):
     api = pve.nodes('pve').qemu(clone)
     wait_ok(pve, api.config.post(scsi1='local-lvm:1', boot='order=scsi0;scsi1;net0'))
     wait_ok(pve, api.status.start.post())
-    # scsi disks and NICs hot-plug, a CD-ROM change applies, SATA disks and cores wait for a restart
+    # scsi disks and NICs hot-plug; ide and sata devices (a new CD-ROM drive too) and cores wait for a restart
     wait_ok(pve, api.config.post(ide0='local:iso/debian-12.12.0-amd64-netinst.iso,media=cdrom', sata0='local-lvm:1', cores=3, delete='scsi1'))
     current = api.config.get(current=1)
-    assert current['ide0'] == 'local:iso/debian-12.12.0-amd64-netinst.iso,media=cdrom'
-    assert 'sata0' not in current and current['cores'] == 2
+    assert 'ide0' not in current and 'sata0' not in current and current['cores'] == 2
     assert current['unused0'] == 'local-lvm:vm-%d-disk-1' % clone and current['boot'] == 'order=scsi0;net0'
     pending = {p['key']: p for p in api.pending.get()}
     assert pending['sata0']['pending'].startswith('local-lvm:vm-%d-disk-2,' % clone) and pending['cores']['pending'] == 3
+    assert pending['ide0']['pending'] == 'local:iso/debian-12.12.0-amd64-netinst.iso,media=cdrom'
+    # the medium of a CD-ROM drive that is there changes at once; removing an ide drive waits for a restart
+    wait_ok(pve, api.config.post(scsi4='none,media=cdrom'))
+    wait_ok(pve, api.config.post(scsi4='local:iso/debian-12.12.0-amd64-netinst.iso,media=cdrom'))
+    assert api.config.get(current=1)['scsi4'] == 'local:iso/debian-12.12.0-amd64-netinst.iso,media=cdrom'
+    wait_ok(pve, api.config.post(delete='scsi4'))
+    assert 'scsi4' not in api.config.get(current=1)
     wait_ok(pve, api.config.post(scsi2='local-lvm:vm-%d-disk-1' % clone))
     current = api.config.get(current=1)
     assert current['scsi2'] == 'local-lvm:vm-%d-disk-1,size=1G' % clone and 'unused0' not in current
@@ -289,3 +297,61 @@ def test_unknown_bridge_fails_start(pve, clone):
     pve.nodes('pve').qemu(clone).config.put(net1='virtio,bridge=vmbr9')
     status = wait_task(pve, pve.nodes('pve').qemu(clone).status.start.post())
     assert status['exitstatus'] == "bridge 'vmbr9' does not exist"
+
+
+def test_vm_without_disks_in_resources(pve):
+    """A VM with no disk and no NIC has no boot order (print_bootorder of nothing) and a maxdisk of 0."""
+    vmid = int(pve.cluster.nextid.get())
+    wait_ok(pve, pve.nodes('pve').qemu.post(vmid=vmid, name='sim-nodisk', memory='512'))
+    assert 'boot' not in pve.nodes('pve').qemu(vmid).config.get()
+    item = next(r for r in pve.cluster.resources.get(type='vm') if r['vmid'] == vmid)
+    assert (item['name'], item['maxdisk'], item['status']) == ('sim-nodisk', 0, 'stopped')
+    # the last disk leaving the boot order takes the order with it
+    wait_ok(pve, pve.nodes('pve').qemu(vmid).config.post(scsi0='local-lvm:1'))
+    assert pve.nodes('pve').qemu(vmid).config.get()['boot'] == 'order=scsi0'
+    wait_ok(pve, pve.nodes('pve').qemu(vmid).config.post(delete='scsi0'))
+    config = pve.nodes('pve').qemu(vmid).config.get()
+    assert 'boot' not in config and config['unused0'].startswith('local-lvm:vm-%d-disk-' % vmid)
+    item = next(r for r in pve.cluster.resources.get(type='vm') if r['vmid'] == vmid)
+    assert item['maxdisk'] == 0
+    wait_ok(pve, pve.nodes('pve').qemu(vmid).delete())
+
+
+def test_a_paused_vm_is_listed_paused(pve):
+    """pvestatd records a running VM's QMP status (`qmpstatus || status`) and cluster/resources lists that record."""
+    vmid = int(pve.cluster.nextid.get())
+    wait_ok(pve, pve.nodes('pve').qemu.post(vmid=vmid, name='sim-pause', memory='512', scsi0='local-lvm:1'))
+    api = pve.nodes('pve').qemu(vmid)
+    wait_ok(pve, api.status.start.post())
+    wait_ok(pve, api.status.suspend.post())
+
+    def listed():
+        return next(r for r in pve.cluster.resources.get(type='vm') if r['vmid'] == vmid)['status']
+    assert (listed(), api.status.current.get()['status'], api.status.current.get()['qmpstatus']) == ('paused', 'running', 'paused')
+    wait_ok(pve, api.status.resume.post())
+    assert listed() == 'running'
+    wait_ok(pve, api.status.stop.post())
+    assert listed() == 'stopped'
+    wait_ok(pve, api.delete())
+
+
+def test_agent_file_read_of_cloud_init_result(pve):
+    vmid = int(pve.cluster.nextid.get())
+    wait_ok(pve, pve.nodes('pve').qemu.post(vmid=vmid, name='sim-fileread', memory='512', scsi0='local-lvm:1', agent='1'))
+    api = pve.nodes('pve').qemu(vmid)
+    wait_ok(pve, api.status.start.post())
+
+    def read():
+        try:
+            return api.agent('file-read').get(file='/run/cloud-init/result.json')
+        except ResourceException as exc:
+            assert exc.content == 'QEMU guest agent is not running'
+            return None
+    found = wait_until(read)
+    assert json.loads(found['content'])['v1']['errors'] == [] and 'truncated' not in found
+    assert api.agent('file-read').get(file='/run/cloud-init/result.json', count=4) == {'content': '{\n "', 'truncated': 1}
+    with pytest.raises(ResourceException) as err:
+        api.agent('file-read').get(file='/nope')
+    assert err.value.content == "Agent error: Failed to open file '/nope': No such file or directory"
+    wait_ok(pve, api.status.stop.post())
+    wait_ok(pve, api.delete())

@@ -33,6 +33,8 @@ CT1 = {"vmid": 101, "node": "pve", "type": "lxc", "name": "ct1", "status": "stop
        "config": {"hostname": "ct1", "cores": 1, "memory": 256, "rootfs": "local-lvm:vm-101-disk-0,size=8G",
                   "net0": "name=eth0,bridge=vmbr0,hwaddr=BC:24:11:00:01:01,ip=dhcp,type=veth"}}
 OSTEMPLATE = "local:vztmpl/debian-12-standard_12.12-1_amd64.tar.zst"
+ISO = "local:iso/debian-12.12.0-amd64-netinst.iso"
+DRIVE_RE = re.compile(r"^(scsi|virtio|sata|ide|mp)\d+$")
 LXC_HOT = {"description", "tags", "cores", "memory", "hostname", "onboot"}
 QEMU_HOT = {"name", "description", "tags", "onboot", "agent", "sshkeys", "ciuser", "cipassword"}
 
@@ -49,6 +51,9 @@ class FakePve:
         self.tasks = {}
         self.failures = []  # (text in path, exception factory), used once each
         self.task_exits = {}
+        self.guest_files = {}  # vmid -> {path: content} the guest agent's file-read finds
+        self.execs = []  # commands run through the guest agent
+        self.stale_status = {}  # vmid -> fields cluster/resources lists as pvestatd last saw them (up to 10 s old)
         self.taken = set()  # vmids another client takes between nextid and create
         self.uploads = {}  # volid -> bytes of the uploaded ISO images
         self.after_clone = None  # called with the new guest after a clone: another client acting meanwhile
@@ -87,6 +92,9 @@ class FakePve:
 
     def _route(self, method, seg, params):  # pylint: disable=too-many-return-statements,too-many-branches
         if seg == ["cluster", "resources"]:
+            if self.stale_status:
+                guests = sorted(self.guests.values(), key=lambda guest: guest["vmid"])
+                return [dict(self._resource(guest), **self.stale_status.get(guest["vmid"], {})) for guest in guests]
             return [self._resource(guest) for guest in sorted(self.guests.values(), key=lambda guest: guest["vmid"])]
         if seg == ["cluster", "nextid"]:
             vmid = 100
@@ -104,13 +112,19 @@ class FakePve:
                 return [{"iface": "eno1", "type": "eth"}, {"iface": "vmbr0", "type": "bridge"}]
             if rest == ["storage"]:
                 storages = [{"storage": "local", "content": "backup,iso,vztmpl", "active": 1, "enabled": 1},
-                            {"storage": "local-lvm", "content": "images,rootdir", "active": 1, "enabled": 1}]
+                            {"storage": "local-lvm", "content": "images,rootdir", "active": 1, "enabled": 1},
+                            {"storage": "nfs1", "content": "images,rootdir", "active": 1, "enabled": 1}]
                 return [item for item in storages if not params.get("content") or params["content"] in item["content"]]
             if len(rest) == 3 and rest[0] == "storage" and rest[2] == "content":
                 if params.get("content") == "backup":
                     return [dict((key, value) for key, value in item.items() if not key.startswith("_")) for item in self.backups.values()
                             if item["volid"].startswith(rest[1] + ":") and item["vmid"] == params.get("vmid", item["vmid"])]
-                return [{"volid": OSTEMPLATE, "content": "vztmpl"}] if rest[1] == "local" else []
+                return [{"volid": OSTEMPLATE, "content": "vztmpl"}, {"volid": ISO, "content": "iso"}] if rest[1] == "local" else []
+            if len(rest) == 4 and rest[0] == "storage" and rest[2] == "content" and method == "GET":
+                volid = unquote(rest[3])
+                if volid != ISO and volid not in self.uploads:
+                    raise _Fail(500, "volume '%s' does not exist" % volid)
+                return {"format": "iso", "size": 1 << 20}
             if rest == ["vzdump"]:
                 return self._vzdump(params)
             if len(rest) == 3 and rest[0] == "storage" and rest[2] == "upload":
@@ -164,6 +178,8 @@ class FakePve:
             parts = guest["config"][key].split(",")
             guest["config"][key] = ",".join([part for part in parts if not part.startswith("size=")] + ["size=%s" % params["size"]])
             return self._upid("resize", guest)
+        if sub in ("move_disk", "move_volume"):
+            return self._move(guest, params)
         if sub == "clone":
             return self._clone(guest, params)
         if sub == "agent/network-get-interfaces":
@@ -173,6 +189,19 @@ class FakePve:
                                {"name": "eth0", "hardware-address": "bc:24:11:00:01:00",
                                 "ip-addresses": [{"ip-address": "10.20.0.10", "ip-address-type": "ipv4", "prefix": 24},
                                                  {"ip-address": "fe80::be24:11ff:fe00:100", "ip-address-type": "ipv6", "prefix": 64}]}]}
+        if sub.startswith("agent/") and sub != "agent/network-get-interfaces":
+            if guest["status"] != "running" or guest["paused"]:
+                raise _Fail(500, "QEMU guest agent is not running")
+            if sub == "agent/file-read":
+                content = self.guest_files.get(guest["vmid"], {}).get(params["file"])
+                if content is None:
+                    raise _Fail(500, "Agent error: Failed to open file '%s': No such file or directory" % params["file"])
+                return {"content": content}
+            if sub == "agent/exec":
+                self.execs.append(params["command"])
+                return {"pid": 1000 + len(self.execs)}
+            if sub == "agent/exec-status":
+                return {"exited": 1, "exitcode": 0, "out-data": "status: done\n"}
         if sub == "interfaces":
             return [{"name": "eth0", "hwaddr": "bc:24:11:00:01:01", "ip-addresses": [{"ip-address": "10.20.0.11", "ip-address-type": "inet"}]}]
         if sub == "snapshot":
@@ -199,7 +228,8 @@ class FakePve:
 
     def _resource(self, guest):
         entry = {"id": "%s/%d" % (guest["type"], guest["vmid"]), "vmid": guest["vmid"], "node": guest["node"], "type": guest["type"],
-                 "name": guest["name"], "status": guest["status"], "template": guest.get("template", 0),
+                 # pvestatd records a running VM's QMP status, and cluster/resources lists it: "paused" for a paused VM
+                 "name": guest["name"], "status": "paused" if guest["paused"] else guest["status"], "template": guest.get("template", 0),
                  "maxcpu": guest["config"].get("cores", 1), "maxmem": int(str(guest["config"].get("memory", 512))) * 1024 ** 2}
         if guest["config"].get("tags"):
             entry["tags"] = guest["config"]["tags"]
@@ -289,17 +319,54 @@ class FakePve:
         hot = QEMU_HOT if kind == "qemu" else LXC_HOT
         for key in (params.pop("delete", "") or "").split(","):
             if key:
-                guest["config"].pop(key, None)
+                old = guest["config"].pop(key, None)
+                if old and DRIVE_RE.match(key) and "media=cdrom" not in old and "cloudinit" not in old:
+                    guest["config"]["unused%d" % self._free_index(guest, "unused")] = old.split(",")[0]  # a removed disk is kept
+        for key, value in list(params.items()):
+            if DRIVE_RE.match(key):
+                params[key] = value = self._allocate(guest, value)
         for key, value in params.items():
             if key == "sshkeys" and re.search(r"[^-%a-zA-Z0-9_.!~*'()]", str(value)):
                 raise _Fail(400, "Parameter verification failed.", {"sshkeys": "invalid format - invalid urlencoded string"})
-            if guest["status"] == "running" and key not in hot and not key.startswith(("net", "ipconfig")):
+            # scsi and virtio disks hot-plug; ide and sata devices wait for a restart, except a CD-ROM's medium
+            cdrom_medium = "media=cdrom" in str(value) and "media=cdrom" in str(guest["config"].get(key, ""))
+            plugged = kind == "qemu" and (re.match(r"^(scsi|virtio)\d+$", key) or cdrom_medium)
+            if guest["status"] == "running" and key not in hot and not key.startswith(("net", "ipconfig")) and not plugged:
                 guest["pending"][key] = value
             else:
                 guest["config"][key] = value
             if key in ("name", "hostname"):
                 guest["name"] = value
         return self._upid("qmconfig", guest) if kind == "qemu" else None
+
+    def _allocate(self, guest, value):
+        """``STORAGE:SIZE`` (GiB) -> a new volume ``STORAGE:vm-<vmid>-disk-N,size=...``, as PVE allocates a disk."""
+        head, sep, rest = str(value).partition(",")
+        match = re.match(r"^([a-z][a-z0-9-]*):(\d+(\.\d+)?)$", head)
+        if not match:
+            return value
+        used = set(item.split(",")[0] for other in self.guests.values() for item in other["config"].values() if isinstance(item, str))
+        index = 0
+        while "%s:vm-%d-disk-%d" % (match.group(1), guest["vmid"], index) in used:
+            index += 1
+        size = float(match.group(2))
+        size_text = "%dG" % size if size == int(size) else "%dM" % (size * 1024)
+        return "%s:vm-%d-disk-%d%s%s,size=%s" % (match.group(1), guest["vmid"], index, sep, rest, size_text)
+
+    @staticmethod
+    def _free_index(guest, prefix):
+        index = 0
+        while "%s%d" % (prefix, index) in guest["config"]:
+            index += 1
+        return index
+
+    def _move(self, guest, params):
+        key = params.get("disk") or params.get("volume")
+        head, sep, rest = guest["config"][key].partition(",")
+        guest["config"][key] = "%s:%s%s%s" % (params["storage"], head.split(":", 1)[1], sep, rest)
+        if str(params.get("delete")) != "1":
+            guest["config"]["unused%d" % self._free_index(guest, "unused")] = head
+        return self._upid("qmmove", guest)
 
     def _power(self, guest, action):
         if self.task_exits.get("qm" + action, "OK") != "OK":

@@ -193,7 +193,7 @@ def test_an_unknown_connection_node_is_refused():
 # -- reading ------------------------------------------------------------------------------------------
 
 
-def test_get_is_two_reads_for_a_stopped_guest_and_three_for_a_running_vm():
+def test_get_is_two_reads_for_any_guest():
     backend, fake = connect()
     container = backend.instances.get("ct1")
     assert reads(fake) == ["cluster/resources", "nodes/pve/lxc/101/pending"]
@@ -202,8 +202,8 @@ def test_get_is_two_reads_for_a_stopped_guest_and_three_for_a_running_vm():
     backend.forget()
     del fake.requests[:]
     web = backend.instances.get("web1")
-    # cluster/resources says "running" for a paused VM too (its status comes from uptime), so status/current is read.
-    assert reads(fake) == ["cluster/resources", "nodes/pve/qemu/100/pending", "nodes/pve/qemu/100/status/current"]
+    # cluster/resources lists a running VM's QMP status (paused, running): no status/current read
+    assert reads(fake) == ["cluster/resources", "nodes/pve/qemu/100/pending"]
     assert web["state"] == "running" and web["tags"] == ["a", "b"] and web["networks"][0]["mac"] == "bc:24:11:00:01:00"
     assert web["addresses"] == {"ipv4": [], "ipv6": []}
 
@@ -220,8 +220,23 @@ def test_a_paused_vm_is_paused():
     backend, fake = connect()
     fake.guests[100]["paused"] = True
     assert backend.instances.get("web1")["state"] == "paused"
+    assert reads(fake) == ["cluster/resources", "nodes/pve/qemu/100/pending"]
     backend.forget()
-    assert backend.instances.get("web1", runtime=True)["state"] == "paused"  # the agent does not answer: status/current tells
+    assert backend.instances.get("web1", runtime=True)["state"] == "paused"
+
+
+def test_another_qmp_status_and_the_state_after_a_change_come_from_status_current():
+    backend, fake = connect()
+    fake.stale_status[100] = {"status": "prelaunch"}
+    assert backend.instances.get("web1")["state"] == "running"
+    assert reads(fake)[-1] == "nodes/pve/qemu/100/status/current"
+    # after a change the listed status may be a pvestatd cycle old: the live one counts
+    fake.guests[100]["paused"] = True
+    fake.stale_status[100] = {"status": "running"}
+    backend.forget()
+    web = backend.instances.get("web1")
+    assert web["state"] == "running"  # what the list says, for an idempotent read
+    assert backend.instances._by_vmid(web["_native"]["entry"])["state"] == "paused"
 
 
 def test_secrets_never_reach_results():
@@ -536,3 +551,22 @@ def test_a_linked_clone_of_a_template():
     backend, fake = connect()
     result = clone_module(backend, source="debian-12-cloud", mode="linked")
     assert result["cloned"] and fake.mutating()[0][2]["full"] is False
+
+
+def test_wait_for_cloud_init_reads_its_result_once_it_finished():
+    backend, fake = connect()
+    # not finished (no result.json yet): cloud-init status --wait through the agent
+    result = reconcile(backend, name="web1", state="started", wait_for=["cloud_init"], image=None)
+    assert fake.execs == [["cloud-init", "status", "--wait"]] and result["cloud_init"]["status"] == "done"
+    fake.guest_files[100] = {"/run/cloud-init/result.json": '{"v1": {"datasource": "DataSourceNoCloud", "errors": []}}'}
+    del fake.requests[:]
+    backend.forget()
+    again = reconcile(backend, name="web1", state="started", wait_for=["cloud_init"], image=None)
+    assert not again["changed"] and fake.mutating() == [] and len(fake.execs) == 1
+    assert reads(fake) == ["cluster/resources", "nodes/pve/qemu/100/pending", "nodes/pve/qemu/100/agent/file-read"]
+    assert again["cloud_init"] == {"exit_code": 0, "status": "done", "output": "status: done"}
+    fake.guest_files[100] = {"/run/cloud-init/result.json": '{"v1": {"errors": ["module runcmd failed"]}}'}
+    backend.forget()
+    with pytest.raises(OperationFailed) as caught:
+        reconcile(backend, name="web1", state="started", wait_for=["cloud_init"], image=None)
+    assert "cloud-init finished with an error in instance web1: module runcmd failed" in caught.value.message
