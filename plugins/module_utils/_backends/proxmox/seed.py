@@ -5,37 +5,33 @@
 
 PVE's own cloud-init drive renders only its ``ci*`` keys, and ``cicustom`` needs snippet files the API
 cannot upload; an ISO can be uploaded (``content=iso``), so the whole user-data travels in one.
-pycdlib is imported only when an ISO is built.
+The ISO itself is the shared `_seed_iso` one; this module adds how Proxmox VE names and finds it.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import re
 import uuid
 
-from ansible_collections.polyvirt.compute.plugins.module_utils._errors import MissingLibrary
+from ansible_collections.polyvirt.compute.plugins.module_utils import _seed_iso
 
-VOLUME_LABEL = "cidata"
 PREFIX = "polyvirt-seed-"
+# What needs pycdlib, in the message when it is missing.
+NEEDS = "full cloud_init.user_data on Proxmox VE"
+NAME_RE = re.compile(r"polyvirt-seed-\d+-[0-9a-f]{6}-u([0-9a-f]{12})-n([0-9a-f]{12})\.iso")
+
+digest = _seed_iso.digest
+meta_data = _seed_iso.meta_data
+read = _seed_iso.read
 
 
 def require_pycdlib():
-    try:
-        import pycdlib  # pylint: disable=import-outside-toplevel
-    except ImportError as exc:
-        raise MissingLibrary("full cloud_init.user_data on Proxmox VE needs the pycdlib Python library where the module runs, to build the "
-                             "NoCloud seed ISO (pip install pycdlib): %s" % exc)
-    return pycdlib
+    return _seed_iso.require_pycdlib(NEEDS)
 
 
-NAME_RE = re.compile(r"polyvirt-seed-\d+-[0-9a-f]{6}-u([0-9a-f]{12})-n([0-9a-f]{12})\.iso")
-
-
-def digest(text):
-    return hashlib.sha256((text or "").encode("utf-8")).hexdigest()[:12]
+def build(user_data, meta, network=None):
+    return _seed_iso.build(user_data, meta, network, NEEDS)
 
 
 def file_name(vmid, user_data, network):
@@ -54,11 +50,6 @@ def digests(config):
         if match:
             return match.group(1), match.group(2)
     return None
-
-
-def meta_data(name):
-    """A fresh ``instance-id`` for every seed, so cloud-init treats the guest as new and runs the user-data."""
-    return json.dumps({"instance-id": "polyvirt-%s" % uuid.uuid4(), "local-hostname": name.split(".")[0]}) + "\n"
 
 
 def network_config(networks):
@@ -81,40 +72,3 @@ def network_config(networks):
             item["routes"] = [{"to": "default", "via": network["ipv4_gateway"]}]
         ethernets["eth%d" % index] = item
     return json.dumps({"version": 2, "ethernets": ethernets}, indent=2) + "\n"
-
-
-def build(user_data, meta, network=None):
-    """The ISO image as bytes: ``user-data``, ``meta-data`` and, when given, ``network-config`` at its root."""
-    pycdlib = require_pycdlib()
-    iso = pycdlib.PyCdlib()
-    iso.new(interchange_level=3, joliet=3, rock_ridge="1.09", vol_ident=VOLUME_LABEL)
-    for name, text in (("user-data", user_data), ("meta-data", meta), ("network-config", network)):
-        if text is None:
-            continue
-        data = text.encode("utf-8")
-        iso.add_fp(io.BytesIO(data), len(data), "/%s.;1" % name.upper().replace("-", "_"), rr_name=name, joliet_path="/" + name)
-    out = io.BytesIO()
-    iso.write_fp(out)
-    iso.close()
-    return out.getvalue()
-
-
-def read(image):
-    """The files of a seed ISO (for tests): {name: text}."""
-    pycdlib = require_pycdlib()
-    iso = pycdlib.PyCdlib()
-    iso.open_fp(io.BytesIO(image))
-    files = {}
-    try:
-        for child in iso.list_children(rr_path="/"):
-            name = child.rock_ridge.name() if child.rock_ridge else None
-            name = name.decode("utf-8") if isinstance(name, bytes) else name
-            if not name or name in (".", ".."):
-                continue
-            out = io.BytesIO()
-            iso.get_file_from_iso_fp(out, rr_path="/" + name)
-            files[name] = out.getvalue().decode("utf-8")
-        label = iso.pvd.volume_identifier.decode("ascii").strip()
-    finally:
-        iso.close()
-    return label, files
