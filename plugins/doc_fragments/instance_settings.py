@@ -95,7 +95,10 @@ options:
     elements: str
     choices: [running, ip, cloud_init]
   force:
-    description: Stop by force (no clean shutdown) when the task stops or deletes the instance.
+    description:
+      - Make sure a running instance stops when the task stops or deletes it.
+      - On LXD it is stopped at once, without a clean shutdown. On Proxmox VE and Hyper-V a clean shutdown is
+        tried first and the guest is stopped hard when it has not shut down within O(wait_timeout).
     type: bool
     default: false
   allow_restart:

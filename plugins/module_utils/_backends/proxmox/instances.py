@@ -554,17 +554,21 @@ class ProxmoxInstances(Instances):
         return instance
 
     def power(self, instance, action, force, deadline):
+        # force: a clean shutdown that PVE ends with a stop at the timeout (forceStop); "now", from this driver's
+        # restores and rollbacks only: a stop at once.
         entry = instance["_native"]["entry"]
         base = guest_path(entry) + "/status/"
         params = {}
         if action == "start":
             verb = "start"
         elif action == "stop":
-            if force or instance["state"] == "paused":
-                verb = "stop"  # a paused VM cannot shut down
+            if instance["state"] == "paused" or force == "now":
+                verb = "stop"  # a paused VM cannot shut down; "now": the caller discards the guest's state anyway
             else:
                 verb = "shutdown"
                 params["timeout"] = shutdown_timeout(deadline)
+                if force:
+                    params["forceStop"] = 1  # PVE stops the guest itself when the shutdown has not ended by the timeout
         elif action == "restart":
             verb = "reboot"
             params["timeout"] = shutdown_timeout(deadline)

@@ -454,7 +454,10 @@ def test_power_paths():
     reconcile(backend, name="web1", state="started")
     reconcile(backend, name="web1", state="restarted")
     reconcile(backend, name="web1", state="stopped", force=True)
-    assert [path.rsplit("/", 1)[1] for method, path, _sent in fake.mutating()] == ["suspend", "stop", "start", "reboot", "stop"]
+    sent = fake.mutating()
+    assert [path.rsplit("/", 1)[1] for method, path, _sent in sent] == ["suspend", "stop", "start", "reboot", "shutdown"]
+    # force: a clean shutdown first, which PVE turns into a stop when it has not ended by the timeout (the task's deadline)
+    assert sent[-1][2]["forceStop"] == 1 and 0 < sent[-1][2]["timeout"] <= 600
 
 
 def test_delete_stops_a_guest_that_runs_although_it_was_read_stopped():
