@@ -88,9 +88,9 @@ integration: $(if $(BACKENDS),$(if $(filter lxd,$(BACKENDS)),lab,venv),lab) test
 	cd $(TEST_TREE) && $(BIN)/python tests/integration/run.py --backends "$(BACKENDS)" --targets "$(TARGETS)" --jobs $(JOBS)
 
 # The inventory plugin on one config file with sources on the LXD lab and on the four simulators at once
-# (tests/integration/inventory/run.py); it removes the containers it makes.
+# (tests/inventory/run.py); it removes the containers it makes.
 inventory: lab collection
-	$(VPY) tests/integration/inventory/run.py
+	$(VPY) tests/inventory/run.py
 
 # The lint and packaging tools (ansible-lint, antsibull-docs, antsibull-changelog, ansible-builder) in a
 # venv of their own, so they never change what the tests run with.

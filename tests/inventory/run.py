@@ -3,7 +3,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The inventory plugin against everything at once: the LXD lab and the four simulators, in ONE config file.
 
-Starts each simulator once (tests/integration/run.py's start_simulator), makes instances with the
+Starts each simulator once (the conformance suite's start_simulator, tests/integration/run.py), makes instances with the
 collection's modules (seed.yml), runs ``ansible-inventory --list`` and ``--graph`` on one
 ``*.polyvirt.yml`` with five sources, checks hosts, groups, variables and ``ansible_host``, then removes
 the LXD containers it made (always) and stops the simulators. Run from the repository root with the
@@ -24,7 +24,7 @@ import time
 import yaml
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
 from run import start_simulator  # noqa: E402  pylint: disable=wrong-import-position
 
 BIN = os.path.dirname(sys.executable)
