@@ -59,7 +59,7 @@ def render():
     registry, capabilities = _import_drivers()
     drivers = dict((name, registry.backend_class(name)) for name, _title in COLUMNS if name in registry.AVAILABLE)
     lines = [HEADER, "| capability | option or feature | %s |" % " | ".join(title for _name, title in COLUMNS),
-             "|---|---|%s" % "---|" * len(COLUMNS)]
+             "|---|---|" + "---|" * len(COLUMNS)]
     for capability, words in capabilities.items():
         cells = [cell(drivers[name], capability) if name in drivers else "planned" for name, _title in COLUMNS]
         lines.append("| `%s` | %s | %s |" % (capability, words, " | ".join(cells)))
