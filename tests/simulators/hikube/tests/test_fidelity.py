@@ -7,6 +7,8 @@ from __future__ import annotations
 # client (research/simulator_fidelity.md section 4), now emulated as upstream has them.
 
 import json
+import urllib.parse
+import urllib.request
 
 import pytest
 from kubernetes import client as kclient
@@ -78,3 +80,73 @@ def test_workloads_ready_reasons_and_pods_the_typed_client_reads(cozy, dyn):
     app = wait_for(fetch(dyn, APPS, "VMInstance", vm), lambda o: (condition(o, "WorkloadsReady") or {}).get("status") == "False", timeout=30)
     assert condition(app, "WorkloadsReady")["reason"] == "WorkloadMonitorCheck"
     res(dyn, APPS, "VMInstance").delete(namespace=NS, name=vm)
+
+
+def test_application_lists_ignore_limit_and_continue(dyn, dyn_crd):
+    """rest.go does not pass limit/continue to the HelmRelease list: one page, no continue token (crd mode pages)."""
+    tag = unique("pg")
+    for client in (dyn, dyn_crd):
+        for i in range(3):
+            make_disk(client, "%s-%d" % (tag, i)).to_dict()
+    page = res(dyn, APPS, "VMDisk").get(namespace=NS, label_selector=None, limit=1).to_dict()
+    names = [item["metadata"]["name"] for item in page["items"] if item["metadata"]["name"].startswith(tag)]
+    assert sorted(names) == ["%s-%d" % (tag, i) for i in range(3)]
+    assert not page["metadata"].get("continue")
+    crd_page = res(dyn_crd, APPS, "VMDisk").get(namespace=NS, limit=1).to_dict()
+    assert len(crd_page["items"]) == 1 and crd_page["metadata"]["continue"]
+
+
+def test_application_delete_precondition_is_a_500_from_the_helmrelease(dyn):
+    name = unique("pre")
+    created = make_disk(dyn, name).to_dict()
+    disks = res(dyn, APPS, "VMDisk")
+    with pytest.raises(dexc.ApiException) as caught:
+        disks.delete(namespace=NS, name=name, body={"preconditions": {"resourceVersion": "1"}})
+    assert caught.value.status == 500
+    body = json.loads(caught.value.body)
+    assert body["message"].startswith('failed to delete HelmRelease: Operation cannot be fulfilled on '
+                                      'helmreleases.helm.toolkit.fluxcd.io "vm-disk-%s": Precondition failed: ' % name)
+    assert not body.get("reason")
+    assert fetch(dyn, APPS, "VMDisk", name)() is not None  # nothing deleted
+    # a matching precondition deletes
+    disks.delete(namespace=NS, name=name, body={"preconditions": {"uid": created["metadata"]["uid"]}})
+    assert (fetch(dyn, APPS, "VMDisk", name)() or {"metadata": {"deletionTimestamp": "gone"}})["metadata"].get("deletionTimestamp")
+
+
+def test_application_list_in_a_missing_namespace_is_an_empty_200(dyn, dyn_crd):
+    listing = res(dyn, APPS, "VMInstance").get(namespace="no-such-tenant").to_dict()
+    assert listing["items"] == []
+    with pytest.raises(dexc.NotFoundError):
+        res(dyn_crd, APPS, "VMInstance").get(namespace="no-such-tenant")
+    with pytest.raises(dexc.NotFoundError):
+        res(dyn, "v1", "ConfigMap").get(namespace="no-such-tenant")
+
+
+def _watch_lines(sim, path, query, timeout=2):
+    """Raw watch events from the emulator (the kubernetes client's Watch hides BOOKMARKs and raises on ERROR)."""
+    url = "%s%s?%s" % (sim.url, path, urllib.parse.urlencode([("watch", "true"), ("timeoutSeconds", timeout)] + query))
+    req = urllib.request.Request(url, headers={"Authorization": "Bearer polyvirt-sim"})
+    with urllib.request.urlopen(req, timeout=timeout + 10) as resp:
+        return [json.loads(line) for line in resp.read().decode().splitlines() if line.strip()]
+
+
+def test_application_watch_ignores_resource_version_and_sends_no_periodic_bookmarks(sims):
+    sim = sims("--mode", "cozystack", "--time-scale", "0", "--watch-history", "5", "--bookmark-interval", "0.2")
+    client = sim.dynamic()
+    name = unique("w")
+    make_disk(client, name)
+    for i in range(8):  # push the first resourceVersions out of the watch history
+        res(client, "v1", "ConfigMap").create(namespace=NS, body={"metadata": {"name": "%s-%d" % (name, i)}})
+    path = "/apis/apps.cozystack.io/v1alpha1/namespaces/%s/vmdisks" % NS
+    # a too-old resourceVersion is not forwarded: the watch starts from the current state, no 410, no periodic bookmark
+    events = _watch_lines(sim, path, [("resourceVersion", "1"), ("allowWatchBookmarks", "true")])
+    assert {e["type"] for e in events} == {"ADDED"}
+    assert name in [e["object"]["metadata"]["name"] for e in events]
+    # bookmarks only as sendInitialEvents' end marker
+    query = [("sendInitialEvents", "true"), ("resourceVersionMatch", "NotOlderThan"), ("allowWatchBookmarks", "true")]
+    types = [e["type"] for e in _watch_lines(sim, path, query)]
+    assert types[-1] == "BOOKMARK" and types.count("BOOKMARK") == 1 and set(types[:-1]) == {"ADDED"}
+    # core kinds keep Kubernetes' 410 for a too-old resourceVersion
+    events = _watch_lines(sim, "/api/v1/namespaces/%s/configmaps" % NS, [("resourceVersion", "1")])
+    assert events[0]["type"] == "ERROR" and events[0]["object"]["code"] == 410
+
