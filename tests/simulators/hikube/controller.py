@@ -25,7 +25,7 @@ UNINSTALL = 1.0
 PVC_BIND = 0.5
 IMPORT = {"http": 6.0, "image": 2.0, "disk": 3.0, "upload": 0.0, "blank": 0.5}
 BOOT = 2.0          # VMI scheduled -> Running, pod Ready
-GUEST_IP = 1.0      # guest agent reports the interface address
+GUEST_AGENT = 1.0   # the guest agent connects (guest OS info; the interface IP is there from the domain's start)
 STOP = 1.0
 LB = 1.0            # LoadBalancer ingress address
 HELM_TIMEOUT = 600.0
@@ -922,10 +922,14 @@ class Controller:
                     self.set_status(K_VMI, vmi, status)
                 return
             ip = self.pod_ip(ns, name)
+            # virt-handler fills the pod network's address from its pod-interface cache when the domain starts
+            # (no guest agent needed); the no-ip fault leaves it out
+            iface = {"name": "default", "mac": mac_for(ns, name), "infoSource": "domain", "queueCount": 1}
+            if self.fault("no-ip", "vm", app_name) is None:
+                iface.update({"ipAddress": ip, "ipAddresses": [ip]})
             status.update({"phase": "Running", "nodeName": "worker-1", "launcherContainerImageVersion": "v1.8.4",
                            "conditions": [cond("Ready", "True", "", "", old), cond("LiveMigratable", "True", "", "", old)],
-                           "interfaces": [{"name": "default", "mac": mac_for(ns, name), "infoSource": "domain",
-                                           "interfaceName": "eth0", "queueCount": 1}],
+                           "interfaces": [iface],
                            "guestOSInfo": {}, "activePods": {pod["metadata"]["uid"]: "worker-1"} if pod else {}})
             vmi = self.set_status(K_VMI, vmi, status)
             if pod is not None:
@@ -942,9 +946,9 @@ class Controller:
                 self.put(K_POD, pod)
             return
         iface = (status.get("interfaces") or [{}])[0]
-        if not iface.get("ipAddress") and self.fault("no-ip", "vm", app_name) is None and self.due(uid, "ip", GUEST_IP):
-            ip = self.pod_ip(ns, name)
-            iface.update({"ipAddress": ip, "ipAddresses": [ip], "infoSource": "domain, guest-agent"})
+        agent = any(c.get("type") == "AgentConnected" for c in old)
+        if not agent and self.fault("no-ip", "vm", app_name) is None and self.due(uid, "ip", GUEST_AGENT):
+            iface.update({"infoSource": "domain, guest-agent", "interfaceName": "eth0"})
             status["interfaces"] = [iface]
             status["guestOSInfo"] = {"id": "ubuntu", "name": "Ubuntu", "prettyName": "Ubuntu 24.04 LTS", "version": "24.04"}
             status["conditions"] = status.get("conditions", []) + [cond("AgentConnected", "True", "", "", old)]

@@ -12,10 +12,11 @@ import urllib.request
 
 import pytest
 from kubernetes import client as kclient
+from kubernetes import watch as kwatch
 from kubernetes.dynamic import exceptions as dexc
 
 from .conftest import NS, condition, unique, wait_for
-from .test_cozystack import APPS, fetch, make_disk, make_vm, res
+from .test_cozystack import APPS, fetch, launcher, make_disk, make_vm, res
 
 APPLY = "application/apply-patch+yaml"
 BACKUPS = "backups.cozystack.io/v1alpha1"
@@ -150,3 +151,29 @@ def test_application_watch_ignores_resource_version_and_sends_no_periodic_bookma
     events = _watch_lines(sim, "/api/v1/namespaces/%s/configmaps" % NS, [("resourceVersion", "1")])
     assert events[0]["type"] == "ERROR" and events[0]["object"]["code"] == 410
 
+
+def test_vmi_interface_ip_is_there_when_the_domain_starts_without_a_guest_agent(dyn):
+    """KubeVirt fills the pod network's address from the pod-interface cache at domain start (netstat.go)."""
+    name = unique("dom")
+    vmis = res(dyn, "kubevirt.io/v1", "VirtualMachineInstance")
+    start = vmis.get(namespace=NS).to_dict()["metadata"]["resourceVersion"]
+    make_vm(dyn, name, {"instanceType": "u1.medium"})
+    running = None
+    watcher = kwatch.Watch()
+    for event in vmis.watch(namespace=NS, name="vm-instance-" + name, resource_version=start, timeout=20, watcher=watcher):
+        status = event["raw_object"].get("status") or {}
+        if status.get("phase") == "Running":
+            running = event["raw_object"]
+            watcher.stop()
+    assert running is not None, "the VMI never ran"
+    # the first Running state already has the address, before any guest agent connected
+    assert condition(running, "AgentConnected") is None
+    iface = running["status"]["interfaces"][0]
+    assert iface["infoSource"] == "domain" and iface["ipAddress"] and iface["ipAddresses"] == [iface["ipAddress"]]
+    pod = wait_for(lambda: launcher(dyn, name), lambda p: p and p["status"].get("podIP"), what="launcher pod")
+    assert pod["status"]["podIP"] == iface["ipAddress"]
+    # the agent connects later and does not change the address
+    later = wait_for(fetch(dyn, "kubevirt.io/v1", "VirtualMachineInstance", "vm-instance-" + name),
+                     lambda o: condition(o or {}, "AgentConnected"), what="guest agent")
+    assert later["status"]["interfaces"][0]["ipAddress"] == iface["ipAddress"]
+    assert later["status"]["interfaces"][0]["infoSource"] == "domain, guest-agent"
