@@ -28,7 +28,7 @@ class Server(ThreadingHTTPServer):
 
     def __init__(self, address, api, kubevirt, bookmark_interval=1.0, verbose=False, faults=None, tenant_rbac=None):
         super().__init__(address, Handler)
-        self.tenant_rbac = tenant_rbac  # the tenant namespace when --tenant-rbac is on
+        self.tenant_rbac = tenant_rbac  # the tenant namespace unless --no-tenant-rbac
         self.api = api
         self.kubevirt = kubevirt
         self.bookmark_interval = bookmark_interval

@@ -15,7 +15,7 @@ from kubernetes import client as kclient
 from kubernetes import watch as kwatch
 from kubernetes.dynamic import exceptions as dexc
 
-from .conftest import NS, condition, unique, wait_for
+from .conftest import ADMIN, NS, condition, unique, wait_for
 from .test_cozystack import APPS, fetch, launcher, make_disk, make_vm, res
 
 APPLY = "application/apply-patch+yaml"
@@ -132,7 +132,7 @@ def _watch_lines(sim, path, query, timeout=2):
 
 
 def test_application_watch_ignores_resource_version_and_sends_no_periodic_bookmarks(sims):
-    sim = sims("--mode", "cozystack", "--time-scale", "0", "--watch-history", "5", "--bookmark-interval", "0.2")
+    sim = sims("--mode", "cozystack", "--time-scale", "0", "--watch-history", "5", "--bookmark-interval", "0.2", *ADMIN)
     client = sim.dynamic()
     name = unique("w")
     make_disk(client, name)
