@@ -20,6 +20,8 @@ TENANT_RULES = {
     ("", "services"): READ,
     ("", "events"): READ,
     ("kubevirt.io", "virtualmachines"): {"get", "list"},
+    # clusterroles.yaml: tenants read the WorkloadMonitors their applications' charts make
+    ("cozystack.io", "workloadmonitors"): READ,
     ("subresources.kubevirt.io", "virtualmachines/start"): {"update"},
     ("subresources.kubevirt.io", "virtualmachines/stop"): {"update"},
     ("subresources.kubevirt.io", "virtualmachines/restart"): {"update"},

@@ -177,3 +177,44 @@ def test_vmi_interface_ip_is_there_when_the_domain_starts_without_a_guest_agent(
                      lambda o: condition(o or {}, "AgentConnected"), what="guest agent")
     assert later["status"]["interfaces"][0]["ipAddress"] == iface["ipAddress"]
     assert later["status"]["interfaces"][0]["infoSource"] == "domain, guest-agent"
+
+
+def test_workload_monitors_are_served_readable_by_tenants_and_drive_workloads_ready(sims):
+    """Each chart makes a WorkloadMonitor (clusterroles.yaml lets tenants read them); WorkloadsReady follows it (rest.go)."""
+    sim = sims("--time-scale", "0")  # tenant RBAC, the default
+    dyn = sim.dynamic()
+    disk, vm = unique("md"), unique("mv")
+    make_disk(dyn, disk, {"source": {}, "storage": "1Gi"})
+    make_vm(dyn, vm, {"instanceType": "u1.medium", "disks": [{"name": disk}]})
+    monitors = res(dyn, "cozystack.io/v1alpha1", "WorkloadMonitor")
+    listed = {item["metadata"]["name"]: item for item in monitors.get(namespace=NS).to_dict()["items"]}
+    vm_mon, disk_mon = listed["vm-instance-" + vm], listed["vm-disk-" + disk]
+    assert vm_mon["spec"]["minReplicas"] == 1 and vm_mon["spec"]["selector"] == {"app.kubernetes.io/instance": "vm-instance-" + vm}
+    assert vm_mon["status"] == {"observedReplicas": 1, "availableReplicas": 1, "operational": True}
+    assert disk_mon["spec"]["minReplicas"] == 0 and disk_mon["status"]["operational"] is True
+    assert condition(fetch(dyn, APPS, "VMInstance", vm)(), "WorkloadsReady")["status"] == "True"
+    # halted: no pod, the monitor is not operational, and WorkloadsReady says so with the same reason
+    res(dyn, APPS, "VMInstance").patch(namespace=NS, name=vm, body={"spec": {"runStrategy": "Halted"}},
+                                       content_type="application/merge-patch+json")
+    mon = wait_for(lambda: monitors.get(namespace=NS, name="vm-instance-" + vm).to_dict(),
+                   lambda o: o["status"].get("operational") is False, what="monitor not operational")
+    assert mon["status"]["availableReplicas"] == 0
+    workloads = condition(fetch(dyn, APPS, "VMInstance", vm)(), "WorkloadsReady")
+    assert (workloads["status"], workloads["reason"]) == ("False", "WorkloadMonitorCheck")
+    # tenants read monitors, they do not write them
+    with pytest.raises(dexc.ForbiddenError):
+        monitors.delete(namespace=NS, name="vm-instance-" + vm)
+    # uninstalling the release removes its monitor
+    res(dyn, APPS, "VMInstance").delete(namespace=NS, name=vm)
+    wait_for(fetch(dyn, APPS, "VMInstance", vm), lambda o: o is None, what="VMInstance gone")
+    assert "vm-instance-" + vm not in [i["metadata"]["name"] for i in monitors.get(namespace=NS).to_dict()["items"]]
+
+
+def test_no_workloads_ready_condition_without_a_workload_monitor(dyn):
+    """A release that never rendered (its chart failed) has no WorkloadMonitor, so no WorkloadsReady condition."""
+    name = unique("nomon")
+    make_vm(dyn, name, {"instanceType": "no-such-type"})
+    app = wait_for(fetch(dyn, APPS, "VMInstance", name), lambda o: (condition(o or {}, "Ready") or {}).get("status") == "False")
+    assert condition(app, "WorkloadsReady") is None
+    assert fetch(dyn, "cozystack.io/v1alpha1", "WorkloadMonitor", "vm-instance-" + name)() is None
+    res(dyn, APPS, "VMInstance").delete(namespace=NS, name=name)
