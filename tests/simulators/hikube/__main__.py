@@ -43,8 +43,9 @@ def parse_args(argv=None):
     parser.add_argument("--watch-history", type=int, default=10000,
                         help="change events kept for watches; older resourceVersions get 410 Expired")
     parser.add_argument("--bookmark-interval", type=float, default=1.0, help="seconds between watch BOOKMARK events")
-    parser.add_argument("--tenant-rbac", action="store_true",
-                        help="the token polyvirt-sim gets Hikube's narrow tenant rights (polyvirt-sim-admin keeps full rights)")
+    parser.add_argument("--tenant-rbac", action=argparse.BooleanOptionalAction, default=True,
+                        help="the token polyvirt-sim gets Hikube's narrow tenant rights, as on Hikube (the default; "
+                             "polyvirt-sim-admin keeps full rights); --no-tenant-rbac gives every token the admin view")
     parser.add_argument("--verbose", action="store_true", help="log requests to stderr")
     return parser.parse_args(argv)
 

@@ -201,7 +201,8 @@ class Api:
 
     def list(self, rt, ns, params):
         self._inject("list", rt)
-        if ns and rt.namespaced:
+        if ns and rt.namespaced and not self.cozy(rt):
+            # Cozystack lists HelmReleases with a label selector: a missing namespace is an empty 200
             self.check_namespace(rt, ns)
         labels, fields = self.parse_selectors(rt, params)
         with self.store.lock:
@@ -216,7 +217,10 @@ class Api:
         meta = {"resourceVersion": str(rv)}
         limit = int(params.get("limit") or 0)
         start = 0
-        if params.get("continue"):
+        if self.cozy(rt):
+            # rest.go does not pass limit/continue to the HelmRelease list: one page, no continue token
+            limit = 0
+        elif params.get("continue"):
             try:
                 token = json.loads(base64.b64decode(params["continue"]).decode())
                 start = int(token["start"])
@@ -476,6 +480,8 @@ class Api:
             if old is None:
                 raise not_found(rt, name)
             pre = opts.get("preconditions") or {}
+            if self.cozy(rt):
+                self._cozy_preconditions(rt, name, old, pre)
             if pre.get("uid") and pre["uid"] != old["metadata"]["uid"]:
                 raise conflict(rt, name, "Precondition failed: UID in precondition: %s, UID in object meta: %s"
                                % (pre["uid"], old["metadata"]["uid"]))
@@ -515,6 +521,19 @@ class Api:
             gone = self.store.remove(rt.key, key_ns, name)
         self.notify()
         return 200, (self.present(rt, gone) if rt.return_deleted else success)
+
+    @staticmethod
+    def _cozy_preconditions(rt, name, old, pre):
+        """Cozystack forwards DeleteOptions to the HelmRelease delete and wraps its 409 in a plain error: a 500."""
+        failed = None
+        if pre.get("uid") and pre["uid"] != old["metadata"]["uid"]:
+            failed = "UID in precondition: %s, UID in object meta: %s" % (pre["uid"], old["metadata"]["uid"])
+        elif pre.get("resourceVersion") and pre["resourceVersion"] != old["metadata"]["resourceVersion"]:
+            failed = "ResourceVersion in precondition: %s, ResourceVersion in object meta: %s" % (
+                pre["resourceVersion"], old["metadata"]["resourceVersion"])
+        if failed:
+            raise ApiError(500, "", 'failed to delete HelmRelease: Operation cannot be fulfilled on '
+                           'helmreleases.helm.toolkit.fluxcd.io "%s%s": Precondition failed: %s' % (rt.app_prefix, name, failed))
 
     def delete_collection(self, rt, ns, params, body):
         if "deletecollection" not in rt.verbs:

@@ -25,7 +25,7 @@ UNINSTALL = 1.0
 PVC_BIND = 0.5
 IMPORT = {"http": 6.0, "image": 2.0, "disk": 3.0, "upload": 0.0, "blank": 0.5}
 BOOT = 2.0          # VMI scheduled -> Running, pod Ready
-GUEST_IP = 1.0      # guest agent reports the interface address
+GUEST_AGENT = 1.0   # the guest agent connects (guest OS info; the interface IP is there from the domain's start)
 STOP = 1.0
 LB = 1.0            # LoadBalancer ingress address
 HELM_TIMEOUT = 600.0
@@ -56,6 +56,7 @@ K_SC = "storage.k8s.io/storageclasses"
 K_SNAP = "snapshot.kubevirt.io/virtualmachinesnapshots"
 K_SNAPC = "snapshot.kubevirt.io/virtualmachinesnapshotcontents"
 K_RESTORE = "snapshot.kubevirt.io/virtualmachinerestores"
+K_WM = "cozystack.io/workloadmonitors"
 K_BJOB = "backups.cozystack.io/backupjobs"
 K_BACKUP = "backups.cozystack.io/backups"
 K_RJOB = "backups.cozystack.io/restorejobs"
@@ -307,6 +308,8 @@ class Controller:
                 self.application(key, kind, app)
         for dv in self.store.list(K_DV):
             self.datavolume(dv)
+        for mon in self.store.list(K_WM):
+            self.workload_monitor(mon)
         for vm in self.store.list(K_VM):
             self.virtualmachine(vm)
         for svc in self.store.list(K_SVC):
@@ -444,21 +447,18 @@ class Controller:
             reason = "InstallSucceeded" if rel.get("action") == "install" else "UpgradeSucceeded"
             ready = cond("Ready", "True", reason, rel["message"], conds)
             released = cond("Released", "True", reason, rel["message"], conds)
-        if kind == "VMDisk":
-            workloads = (cond("WorkloadsReady", "True", "WorkloadMonitorCheck", "", conds) if rel["rev"] > 0
-                         else cond("WorkloadsReady", "Unknown", "Pending", "", conds))
-        else:
-            pods = [p for p in self.store.list(K_POD, ns)
-                    if (p["metadata"].get("labels") or {}).get("vm.kubevirt.io/name") == release]
-            ok = any(c.get("type") == "Ready" and c.get("status") == "True"
-                     for p in pods for c in p.get("status", {}).get("conditions", []))
-            if ok:
-                workloads = cond("WorkloadsReady", "True", "WorkloadMonitorCheck", "", conds)
-            elif rel["rev"] == 0:
-                workloads = cond("WorkloadsReady", "Unknown", "Pending", "", conds)
+        # rest.go: WorkloadsReady from the release's WorkloadMonitor, none without one
+        conditions = [ready, released]
+        mon = self.store.get(K_WM, ns, release)
+        if mon is not None:
+            operational = (mon.get("status") or {}).get("operational")
+            if operational is None:
+                conditions.append(cond("WorkloadsReady", "Unknown", "Pending", "", conds))
+            elif operational:
+                conditions.append(cond("WorkloadsReady", "True", "WorkloadMonitorCheck", "", conds))
             else:
-                workloads = cond("WorkloadsReady", "False", "WorkloadMonitorCheck", "0 of 1 virt-launcher pods ready", conds)
-        status = {"version": version, "conditions": [ready, released, workloads]}
+                conditions.append(cond("WorkloadsReady", "False", "WorkloadMonitorCheck", "", conds))
+        status = {"version": version, "conditions": conditions}
         self.set_status(K_VMINST if kind == "VMInstance" else K_VMDISK, app, status)
 
     def helm_wait(self, kind, ns, release, values):
@@ -469,7 +469,7 @@ class Controller:
         return not (svc and svc.get("status", {}).get("loadBalancer", {}).get("ingress"))
 
     def uninstall(self, kind, ns, release):
-        for key in (K_VM, K_SVC, K_SECRET, K_DV, K_PVC):
+        for key in (K_VM, K_SVC, K_SECRET, K_DV, K_PVC, K_WM):
             for obj in self.store.list(key, ns):
                 labels = obj["metadata"].get("labels") or {}
                 if labels.get("app.kubernetes.io/instance") == release:
@@ -492,8 +492,43 @@ class Controller:
         if fail is not None:
             return fail.args.get("message", "injected install failure")
         if kind == "VMDisk":
-            return self.render_disk(ns, release, spec)
-        return self.render_instance(ns, release, spec, app)
+            error = self.render_disk(ns, release, spec)
+        else:
+            error = self.render_instance(ns, release, spec, app)
+        if error is None:
+            self.render_monitor(ns, release, chart)
+        return error
+
+    def render_monitor(self, ns, release, chart):
+        """The chart's WorkloadMonitor: a VM wants one Ready virt-launcher pod, a disk none (minReplicas 0)."""
+        if self.store.get(K_WM, ns, release) is not None:
+            return
+        mon = _obj("cozystack.io/v1alpha1", "WorkloadMonitor", release, ns=ns, labels=self.labels(release, chart))
+        mon["metadata"]["generation"] = 1
+        vm = chart == "vm-instance"
+        mon["spec"] = {"replicas": 1 if vm else 0, "minReplicas": 1 if vm else 0, "kind": chart, "type": "vm" if vm else "pvc",
+                       "selector": {"app.kubernetes.io/instance": release}, "version": cozystack.CHART_VERSIONS[self.api.version]}
+        mon["status"] = {}  # filled by the monitor's controller on its first pass: until then WorkloadsReady is Pending
+        self.put(K_WM, mon)
+
+    def workload_monitor(self, mon):
+        """Cozystack's WorkloadMonitor controller: count the selected workloads, operational once minReplicas are available."""
+        ns, spec = mon["metadata"]["namespace"], mon.get("spec") or {}
+        selector = spec.get("selector") or {}
+        if spec.get("type") == "vm":
+            pods = [p for p in self.store.list(K_POD, ns)
+                    if all((p["metadata"].get("labels") or {}).get(k) == v for k, v in selector.items())]
+            observed = len(pods)
+            available = sum(1 for p in pods if any(c.get("type") == "Ready" and c.get("status") == "True"
+                                                   for c in (p.get("status") or {}).get("conditions") or []))
+        else:
+            pvcs = [p for p in self.store.list(K_PVC, ns)
+                    if all((p["metadata"].get("labels") or {}).get(k) == v for k, v in selector.items())]
+            observed = available = len(pvcs)
+        status = {"observedReplicas": observed, "availableReplicas": available,
+                  "operational": available >= int(spec.get("minReplicas") or 0)}
+        if mon.get("status") != status:
+            self.set_status(K_WM, mon, status)
 
     def render_disk(self, ns, release, spec):
         labels = self.labels(release, "vm-disk")
@@ -922,10 +957,14 @@ class Controller:
                     self.set_status(K_VMI, vmi, status)
                 return
             ip = self.pod_ip(ns, name)
+            # virt-handler fills the pod network's address from its pod-interface cache when the domain starts
+            # (no guest agent needed); the no-ip fault leaves it out
+            iface = {"name": "default", "mac": mac_for(ns, name), "infoSource": "domain", "queueCount": 1}
+            if self.fault("no-ip", "vm", app_name) is None:
+                iface.update({"ipAddress": ip, "ipAddresses": [ip]})
             status.update({"phase": "Running", "nodeName": "worker-1", "launcherContainerImageVersion": "v1.8.4",
                            "conditions": [cond("Ready", "True", "", "", old), cond("LiveMigratable", "True", "", "", old)],
-                           "interfaces": [{"name": "default", "mac": mac_for(ns, name), "infoSource": "domain",
-                                           "interfaceName": "eth0", "queueCount": 1}],
+                           "interfaces": [iface],
                            "guestOSInfo": {}, "activePods": {pod["metadata"]["uid"]: "worker-1"} if pod else {}})
             vmi = self.set_status(K_VMI, vmi, status)
             if pod is not None:
@@ -942,9 +981,9 @@ class Controller:
                 self.put(K_POD, pod)
             return
         iface = (status.get("interfaces") or [{}])[0]
-        if not iface.get("ipAddress") and self.fault("no-ip", "vm", app_name) is None and self.due(uid, "ip", GUEST_IP):
-            ip = self.pod_ip(ns, name)
-            iface.update({"ipAddress": ip, "ipAddresses": [ip], "infoSource": "domain, guest-agent"})
+        agent = any(c.get("type") == "AgentConnected" for c in old)
+        if not agent and self.fault("no-ip", "vm", app_name) is None and self.due(uid, "ip", GUEST_AGENT):
+            iface.update({"infoSource": "domain, guest-agent", "interfaceName": "eth0"})
             status["interfaces"] = [iface]
             status["guestOSInfo"] = {"id": "ubuntu", "name": "Ubuntu", "prettyName": "Ubuntu 24.04 LTS", "version": "24.04"}
             status["conditions"] = status.get("conditions", []) + [cond("AgentConnected", "True", "", "", old)]

@@ -3,7 +3,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 from __future__ import annotations
 
-# Optional Hikube tenant RBAC (--tenant-rbac): what a tenant "admin" may do in its own namespace
+# Hikube tenant RBAC (on unless --no-tenant-rbac): what a tenant "admin" may do in its own namespace
 # (Cozystack's cozystack-basics cluster roles, as summarised in the project's research notes).
 
 import types
@@ -20,6 +20,8 @@ TENANT_RULES = {
     ("", "services"): READ,
     ("", "events"): READ,
     ("kubevirt.io", "virtualmachines"): {"get", "list"},
+    # clusterroles.yaml: tenants read the WorkloadMonitors their applications' charts make
+    ("cozystack.io", "workloadmonitors"): READ,
     ("subresources.kubevirt.io", "virtualmachines/start"): {"update"},
     ("subresources.kubevirt.io", "virtualmachines/stop"): {"update"},
     ("subresources.kubevirt.io", "virtualmachines/restart"): {"update"},

@@ -99,6 +99,7 @@ RESOURCES = [
                  short_names=["vmsnapshotcontent", "vmsnapshotcontents"]),
     ResourceType("snapshot.kubevirt.io", "v1beta1", "virtualmachinerestores", "VirtualMachineRestore",
                  short_names=["vmrestore", "vmrestores"]),
+    ResourceType("cozystack.io", "v1alpha1", "workloadmonitors", "WorkloadMonitor"),
     ResourceType("backups.cozystack.io", "v1alpha1", "backupjobs", "BackupJob"),
     ResourceType("backups.cozystack.io", "v1alpha1", "backups", "Backup"),
     ResourceType("backups.cozystack.io", "v1alpha1", "restorejobs", "RestoreJob"),

@@ -28,7 +28,7 @@ class Server(ThreadingHTTPServer):
 
     def __init__(self, address, api, kubevirt, bookmark_interval=1.0, verbose=False, faults=None, tenant_rbac=None):
         super().__init__(address, Handler)
-        self.tenant_rbac = tenant_rbac  # the tenant namespace when --tenant-rbac is on
+        self.tenant_rbac = tenant_rbac  # the tenant namespace unless --no-tenant-rbac
         self.api = api
         self.kubevirt = kubevirt
         self.bookmark_interval = bookmark_interval
@@ -226,10 +226,19 @@ class Handler(JournalingHandler, BaseHTTPRequestHandler):
         store = api.store
         if "watch" not in rt.verbs:
             raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
-        if ns and rt.namespaced:
+        cozy = api.cozy(rt)
+        if ns and rt.namespaced and not cozy:
             api.check_namespace(rt, ns)
         labels, fields = api.parse_selectors(rt, params)
         bookmarks = params.get("allowWatchBookmarks") in ("true", "1")
+        if cozy:
+            # rest.go: the resourceVersion is not forwarded to the HelmRelease watch (it starts from the current
+            # state, so never a 410) and bookmarks come only with sendInitialEvents (its end marker)
+            params = dict(params, resourceVersion="")
+            bookmarks = bookmarks and params.get("sendInitialEvents") == "true"
+            periodic = False
+        else:
+            periodic = bookmarks
         timeout = float(params.get("timeoutSeconds") or 0)
         deadline = time.time() + timeout if timeout > 0 else None
         rv_param = params.get("resourceVersion", "")
@@ -281,7 +290,7 @@ class Handler(JournalingHandler, BaseHTTPRequestHandler):
                     if out is not None:
                         self._chunk(out)
                 pos = max(pos, current)
-                if bookmarks and time.time() - last_bookmark >= self.server.bookmark_interval:
+                if periodic and time.time() - last_bookmark >= self.server.bookmark_interval:
                     self._chunk({"type": "BOOKMARK", "object": {"kind": rt.kind, "apiVersion": rt.api_version,
                                                                 "metadata": {"resourceVersion": str(pos)}}})
                     last_bookmark = time.time()

@@ -15,7 +15,7 @@ from kubernetes import client as kclient
 from kubernetes import watch as kwatch
 from kubernetes.dynamic import exceptions as dexc
 
-from .conftest import NS, unique
+from .conftest import ADMIN, NS, unique
 
 
 def test_discovery(dyn, cozy):
@@ -220,7 +220,7 @@ def test_watch_live_stream(dyn):
 
 
 def test_watch_bookmarks_and_expiry(sims):
-    sim = sims("--watch-history", "20", "--bookmark-interval", "0.2", "--time-scale", "0")
+    sim = sims("--watch-history", "20", "--bookmark-interval", "0.2", "--time-scale", "0", *ADMIN)
     core = kclient.CoreV1Api(sim.api_client())
     start = core.list_namespaced_config_map(NS).metadata.resource_version
     for idx in range(25):

@@ -13,7 +13,7 @@ import pytest
 from kubernetes import watch as kwatch
 from kubernetes.dynamic import exceptions as dexc
 
-from .conftest import NS, condition, unique, wait_for
+from .conftest import ADMIN, NS, condition, unique, wait_for
 
 APPS = "apps.cozystack.io/v1alpha1"
 MERGE = "application/merge-patch+json"
@@ -190,7 +190,7 @@ def test_disk_and_instance_lifecycle(dyn):
 
 
 def test_delete_is_visible_with_deletion_timestamp(sims):
-    dyn = sims("--time-scale", "2").dynamic()
+    dyn = sims("--time-scale", "2", *ADMIN).dynamic()
     name = unique("del")
     make_disk(dyn, name, {})
     res(dyn, APPS, "VMDisk").delete(namespace=NS, name=name)
@@ -326,7 +326,7 @@ def test_snapshot_and_backup(dyn):
 
 
 def test_legacy_running_boolean(sims):
-    dyn = sims("--cozystack-version", "0.41.11", "--time-scale", "0").dynamic()
+    dyn = sims("--cozystack-version", "0.41.11", "--time-scale", "0", *ADMIN).dynamic()
     name = unique("old")
     created = make_vm(dyn, name, {"instanceType": "u1.medium", "running": False}).to_dict()
     assert "runStrategy" not in created["spec"] and created["spec"]["running"] is False
@@ -407,7 +407,8 @@ def test_update_goes_through_progressing(dyn):
 
 
 def test_tenant_rbac(sims):
-    sim = sims("--tenant-rbac", "--time-scale", "0")
+    """On by default (no option), as a Hikube tenant's kubeconfig has it; --no-tenant-rbac is the admin view."""
+    sim = sims("--time-scale", "0")
     dyn = sim.dynamic()
     name = unique("rb")
     make_vm(dyn, name, {"instanceType": "u1.medium"})
@@ -436,6 +437,10 @@ def test_tenant_rbac(sims):
     req = urllib.request.Request(url, headers={"Authorization": "Bearer polyvirt-sim-admin"})
     with urllib.request.urlopen(req, timeout=5) as resp:
         assert json.loads(resp.read())["status"]["phase"] == "Running"
+    # --no-tenant-rbac: the same token reads VMIs and lists DataVolumes
+    admin = sims("--time-scale", "0", "--no-tenant-rbac").dynamic()
+    assert res(admin, "cdi.kubevirt.io/v1beta1", "DataVolume").get(namespace=NS).items == []
+    assert res(admin, "kubevirt.io/v1", "VirtualMachineInstance").get(namespace=NS).items == []
 
 
 def test_pvc_protection_while_vm_runs(dyn):

@@ -13,7 +13,7 @@ import sys
 import pytest
 from kubernetes.dynamic import exceptions as dexc
 
-from .conftest import NS, ROOT, Sim, condition, unique, wait_for
+from .conftest import ADMIN, NS, ROOT, Sim, condition, unique, wait_for
 from .test_cozystack import APPS, fetch, launcher, make_disk, make_vm, res, vm_ip
 
 FAULTS = ("--time-scale", "0.05",
@@ -23,7 +23,7 @@ FAULTS = ("--time-scale", "0.05",
           "--fault", "slow-import:disk=slow,factor=40",
           "--fault", "import-fail:disk=broken",
           "--fault", "unschedulable:vm=stuck",
-          "--fault", "lb-pending:vm=nolb")
+          "--fault", "lb-pending:vm=nolb") + ADMIN
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,7 @@ def test_unschedulable_and_pending_load_balancer(fdyn):
 
 
 def test_read_after_create_lag(sims):
-    dyn = sims("--fault", "read-lag:seconds=30", "--time-scale", "0").dynamic()
+    dyn = sims("--fault", "read-lag:seconds=30", "--time-scale", "0", *ADMIN).dynamic()
     name = unique("lag")
     make_disk(dyn, name, {})
     with pytest.raises(dexc.NotFoundError):
@@ -96,7 +96,7 @@ def test_bad_fault_spec_is_refused():
 
 def test_state_persists_across_restarts(tmp_path):
     state = str(tmp_path / "state.json")
-    first = Sim(str(tmp_path), ("--state", state, "--time-scale", "0"))
+    first = Sim(str(tmp_path), ("--state", state, "--time-scale", "0") + ADMIN)
     try:
         dyn = first.dynamic()
         created = make_disk(dyn, "keep", {}).to_dict()
@@ -107,7 +107,7 @@ def test_state_persists_across_restarts(tmp_path):
     finally:
         assert first.stop() == 0
     assert os.path.exists(state)
-    second = Sim(str(tmp_path), ("--state", state, "--time-scale", "0"))
+    second = Sim(str(tmp_path), ("--state", state, "--time-scale", "0") + ADMIN)
     try:
         dyn = second.dynamic()
         again = res(dyn, APPS, "VMDisk").get(namespace=NS, name="keep").to_dict()

@@ -47,7 +47,7 @@ class Emulator:
     """One emulator process; ``args`` such as ``--mode crd`` or ``--fault ...``."""
 
     def __init__(self, *args):
-        cmd = [sys.executable, "-m", "tests.simulators.hikube", "--host", "127.0.0.1", "--port", "0", "--tenant-rbac", "--time-scale", "0"] + list(args)
+        cmd = [sys.executable, "-m", "tests.simulators.hikube", "--host", "127.0.0.1", "--port", "0", "--time-scale", "0"] + list(args)
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                                      preexec_fn=_die_with_parent)  # pylint: disable=subprocess-popen-preexec-fn
         STARTED.append(self.proc)
