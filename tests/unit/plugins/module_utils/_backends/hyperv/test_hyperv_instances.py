@@ -331,8 +331,84 @@ def test_disks_are_vhdx_files_attached_detached_and_deleted(world):
     assert writes(ops) == ["vhd_remove"] and world.file(path) is None
     with pytest.raises(InvalidInput):
         disk_task(world, name="data*", instance="web1", size=1)
-    with pytest.raises(Unsupported):
-        disk_task(world, name="cd", instance="web1", optical=True)
+
+
+ISO = "C:\\ISOs\\tools.iso"
+
+
+def test_optical_drives_hold_an_iso_and_detach_never_deletes_it(world):
+    world.task(name="web1", image=BASE, state="stopped")
+    world.fake.host.file_write({"path": ISO, "data": base64.b64encode(b"an ISO image").decode("ascii")})
+    cd = {"name": "tools", "instance": "web1", "optical": True, "backend_options": {"iso": ISO}}
+    result, ops = disk_task(world, check_mode=True, **cd)
+    assert writes(ops) == [] and result["changed"] and world.vm("web1")["dvds"] == []
+    assert result["diff"]["after"]["attached_to"] == "web1" and result["diff"]["after"]["path"] == ISO
+    result, ops = disk_task(world, **cd)
+    assert ops == ["vm_get", "dir_list", "dvd_add"] and result["changed"]
+    assert (result["disk"]["path"], result["disk"]["attached_to"], result["disk"]["size_bytes"]) == (ISO, "web1", None)
+    assert [(dvd["path"], dvd["controller_type"]) for dvd in world.vm("web1")["dvds"]] == [(ISO, "SCSI")]
+    again, ops = disk_task(world, **cd)
+    assert ops == ["vm_get"] and not again["changed"]
+    assert dict(again["disk"], backend_data=None) == dict(result["disk"], backend_data=None)
+    assert again["disk"]["backend_data"]["controller_type"] == "SCSI"
+    listed = hyperv_disks(world).list(instance=world.backend().instances.get("web1"))
+    assert [(disk["name"], disk["path"]) for disk in listed] == [("tools", ISO)]
+    result, ops = disk_task(world, check_mode=True, state="detached", **cd)
+    assert writes(ops) == [] and result["changed"] and len(world.vm("web1")["dvds"]) == 1
+    result, ops = disk_task(world, state="detached", **cd)
+    assert writes(ops) == ["dvd_remove"] and result["disk"]["attached_to"] is None and world.vm("web1")["dvds"] == []
+    assert world.fake.host.file_read({"path": ISO})["data"]  # the ISO stays
+    result, ops = disk_task(world, state="detached", **cd)
+    assert ops == ["vm_get"] and not result["changed"]
+    disk_task(world, **cd)
+    result, ops = disk_task(world, state="absent", **cd)
+    assert writes(ops) == ["dvd_remove"] and world.vm("web1")["dvds"] == [] and world.fake.host.file_read({"path": ISO})["data"]
+    result, ops = disk_task(world, state="absent", **cd)
+    assert ops == ["vm_get"] and not result["changed"]
+
+
+def hyperv_disks(world):
+    return world.backend().disks
+
+
+@pytest.mark.parametrize("params, expect", [
+    ({"name": "tools", "optical": True, "storage": "C:\\ISOs"}, "instance is required with optical: true"),
+    ({"name": "tools", "instance": "web1", "optical": True, "size": 1}, "size cannot be set for an optical drive"),
+    ({"name": "tools", "instance": "web1", "optical": True, "backend_options": {"iso": "C:\\ISOs\\tools.img"}}, "must end with .iso"),
+    ({"name": "tools", "instance": "web1", "optical": True, "backend_options": {"iso": "tools.iso"}}, "absolute Windows path"),
+    ({"name": "tools", "instance": "web1", "optical": True, "backend_options": {"type": "fixed"}}, "not a Hyper-V optical drive option"),
+    ({"name": "data1", "instance": "web1", "size": 1, "backend_options": {"iso": ISO}}, "backend_options.iso is for optical drives"),
+])
+def test_bad_optical_input_is_refused_before_any_script(world, params, expect):
+    before = len(world.fake.scripts)
+    with pytest.raises(InvalidInput) as failure:
+        disk_task(world, **params)
+    assert expect in failure.value.message and world.fake.scripts[before:] == []
+
+
+def test_a_missing_iso_and_the_seed_iso_are_refused_before_any_change(world):
+    world.task(name="web1", image=BASE, state="stopped", cloud_init={"user_data": {"runcmd": ["true"]}})
+    with pytest.raises(PolyvirtError) as failure:
+        disk_task(world, name="tools", instance="web1", optical=True, backend_options={"iso": ISO})
+    assert "backend_options.iso C:\\ISOs\\tools.iso does not exist on the Hyper-V host" in failure.value.message
+    seed = world.vm("web1")["dvds"][0]["path"]
+    for state in ("present", "detached", "absent"):
+        before = len(world.fake.scripts)
+        with pytest.raises(PolyvirtError) as failure:
+            disk_task(world, name="seed", instance="web1", optical=True, state=state, backend_options={"iso": seed})
+        assert "is a cloud-init seed ISO, which the instance module manages" in failure.value.message
+        assert writes(world.fake.ops()[before:]) == []
+    assert [dvd["path"] for dvd in world.vm("web1")["dvds"]] == [seed]
+
+
+def test_an_optical_drive_is_not_added_to_a_running_vm(world):
+    world.task(name="web1", image=BASE)
+    world.fake.host.file_write({"path": ISO, "data": base64.b64encode(b"an ISO image").decode("ascii")})
+    before = len(world.fake.scripts)
+    with pytest.raises(PolyvirtError) as failure:
+        disk_task(world, name="tools", instance="web1", optical=True, backend_options={"iso": ISO})
+    assert "a DVD drive is added to VM web1 only while it is off (Hyper-V cannot add one to a running VM)" in failure.value.message
+    assert world.fake.ops()[before:] == ["vm_get"] and world.vm("web1")["dvds"] == []
 
 
 def test_clone_exports_and_imports_a_copy_without_checkpoints(world):
