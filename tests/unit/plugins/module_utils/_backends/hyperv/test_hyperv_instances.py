@@ -431,6 +431,66 @@ def test_clone_exports_and_imports_a_copy_without_checkpoints(world):
     assert world.vm("src")["state"] == "Running"
 
 
+def clone_task(world, check_mode=False, **params):
+    values = dict((key, spec.get("default")) for key, spec in INSTANCE_OPTIONS.items())
+    values.update({"state": "present", "wait": True, "wait_timeout": 60, "mode": "full", "snapshot": None, "target": None})
+    values.update(params)
+    before = len(world.fake.scripts)
+    result = CloneReconciler(world.backend(), values, check_mode=check_mode, diff_mode=True).run()
+    return result, world.fake.ops()[before:]
+
+
+def test_a_linked_clone_is_a_differencing_disk_on_each_disk_of_a_stopped_source(world):
+    world.task(name="src", image=BASE, cpus=2, memory=512, description="the source", state="stopped")
+    disk_task(world, name="data1", instance="src", size=1)
+    source = world.vm("src")
+    result, ops = clone_task(world, check_mode=True, source="src", name="l1", mode="linked", memory="256MiB")
+    assert writes(ops) == [] and result["changed"] and world.vm("l1") is None
+    result, ops = clone_task(world, source="src", name="l1", mode="linked", memory="256MiB", disk_size=2, state="started")
+    assert writes(ops) == ["vhd_create", "vhd_create", "vhd_resize", "vm_create", "disk_attach", "vm_start"]
+    assert result["actions"][0] == "clone instance l1 from src (linked)" and result["cloned"]
+    clone = world.vm("l1")
+    boot, data = (world.file(drive["path"]) for drive in clone["disks"])
+    assert boot["path"] == "C:\\VMs\\l1\\Virtual Hard Disks\\l1.vhdx" and data["path"] == "C:\\VMs\\l1\\Virtual Hard Disks\\l1-disk1.vhdx"
+    assert (boot["type"], boot["parent_path"], boot["size"]) == ("Differencing", source["disks"][0]["path"], 2 * GB)
+    assert (data["type"], data["parent_path"]) == ("Differencing", source["disks"][1]["path"])
+    assert (clone["cpu"], clone["memory_startup"], clone["notes"], clone["state"]) == (2, 256 * MB, "the source", "Running")
+    assert clone["id"] != source["id"] and world.vm("src") == source  # the source is not touched
+    again, ops = clone_task(world, source="src", name="l1", mode="linked", memory="256MiB", disk_size=2, state="started")
+    assert ops == ["vm_get", "vhd_get"] and not again["changed"] and not again["cloned"]  # disk_size reads the boot VHDX
+    world.task(name="l1", state="absent", force=True)  # the clone's own differencing disks go, never the source's
+    assert world.file(boot["path"]) is None and world.file(data["path"]) is None
+    assert all(world.file(drive["path"]) is not None for drive in source["disks"])
+
+
+def test_a_linked_clone_of_a_running_source_is_refused_before_any_change(world):
+    world.task(name="src", image=BASE)
+    for check_mode in (True, False):
+        before = len(world.fake.scripts)
+        with pytest.raises(PolyvirtError) as failure:
+            clone_task(world, check_mode=check_mode, source="src", name="l1", mode="linked")
+        assert "a linked clone needs a stopped source: instance src is running; stop it first" in failure.value.message
+        assert writes(world.fake.ops()[before:]) == [] and world.vm("l1") is None
+    world.task(name="src", state="stopped")
+    world.snapshot(instance="src", name="s1")
+    with pytest.raises(InvalidInput) as failure:
+        clone_task(world, source="src", name="l1", mode="linked", snapshot="s1")
+    assert "snapshot cannot be combined with mode: linked" in failure.value.message and world.vm("l1") is None
+    with pytest.raises(PolyvirtError) as failure:
+        clone_task(world, source="src", name="l1", mode="linked", disk_size="512MiB")
+    assert world.vm("l1") is None
+
+
+def test_a_failed_linked_clone_leaves_nothing_behind(world):
+    world.task(name="src", image=BASE, state="stopped")
+    world.fake.fail_next["vm_create"] = "The operation failed."
+    with pytest.raises(PolyvirtError):
+        clone_task(world, source="src", name="l1", mode="linked")
+    assert world.vm("l1") is None and world.file("C:\\VMs\\l1\\Virtual Hard Disks\\l1.vhdx") is None
+    result, dummy = clone_task(world, source="src", name="l1", mode="linked")  # a re-run converges
+    assert result["cloned"] and world.vm("l1")["state"] == "Off"
+
+
 def test_clone_from_a_checkpoint_restores_the_copy_never_the_source(world):
     world.task(name="src", image=BASE, cpus=2)
     world.snapshot(instance="src", name="s1")
@@ -545,3 +605,4 @@ def test_backups_in_another_storage_are_found_there(world):
     assert world.fake.host.dir_list({"path": "D:\\Backups\\web1"})[0]["name"] == "bk1"
     again, ops = world.backup(instance="web1", name="bk1", storage="D:\\Backups")
     assert not again["changed"] and writes(ops) == []
+
