@@ -606,3 +606,24 @@ def test_backups_in_another_storage_are_found_there(world):
     again, ops = world.backup(instance="web1", name="bk1", storage="D:\\Backups")
     assert not again["changed"] and writes(ops) == []
 
+
+def test_a_name_two_vms_share_fails_the_task_naming_both_before_any_change(world):
+    first = world.fake.host.vm_create({"name": "twin"})
+    second = world.fake.host.vm_create({"name": "twin"})  # Hyper-V allows it (New-VM outside the collection)
+    for task in (lambda: world.task(name="twin", image=BASE, cpus=2),
+                 lambda: disk_task(world, name="data1", instance="twin", size=1),
+                 lambda: clone_task(world, source="twin", name="c1")):
+        before = len(world.fake.scripts)
+        with pytest.raises(PolyvirtError) as failure:
+            task()
+        assert "There are 2 virtual machines named 'twin' on this host" in failure.value.message
+        assert first["id"] in failure.value.message and second["id"] in failure.value.message
+        assert writes(world.fake.ops()[before:]) == []
+    assert [vm["cpu"] for vm in world.fake.host.vm_list({})] == [1, 1] and world.vm("c1") is None
+
+
+@pytest.mark.parametrize("name", ["web*", "web?", "web[1]"])
+def test_wildcard_characters_in_a_name_are_refused_before_any_script(world, name):
+    with pytest.raises(InvalidInput):
+        world.task(name=name, image=BASE)
+    assert world.fake.scripts == []
