@@ -157,8 +157,13 @@ class Probe:
             if item["name"].startswith(prefix):
                 self.run("item_remove", path=item["path"], recurse=True)
                 removed.append(item["path"])
+        for item in self.listing(self.storage):  # the ISO files put_file made for optical drives
+            if item["name"].startswith(prefix) and item["name"].lower().endswith(".iso"):
+                self.run("item_remove", path=item["path"])
+                removed.append(item["path"])
         left = [vm["name"] for vm in self.instances(prefix)] + [name for name in sorted(names) if self.disk(name)["exists"]]
         left += [item["path"] for item in self.listing(self.backups_root) if item["name"].startswith(prefix)]
+        left += [item["path"] for item in self.listing(self.storage) if item["name"].startswith(prefix) and item["name"].lower().endswith(".iso")]
         return {"removed": removed, "left": left}
 
     def seed(self, name):
@@ -185,6 +190,17 @@ class Probe:
         finally:
             iso.close()
         return {"iso": isos[0], "label": label, "files": files}
+
+    def put_file(self, path):
+        """Write a small file on the host (an ISO for an optical drive): what a test needs to exist."""
+        item = self.run("file_write", path=path, data=base64.b64encode(b"polyvirt test medium\n").decode("ascii"))
+        return {"path": item["path"], "length": item["length"]}
+
+    def file(self, path):
+        """Whether a file exists on the host, with its length."""
+        folder, dummy, base = path.rpartition("\\")
+        found = [item for item in self.listing(folder, filter=base) if item["name"].lower() == base.lower()]
+        return {"exists": bool(found), "path": path, "length": found[0]["length"] if found else None}
 
     def files(self, path):
         """The names in a host folder ([] when it does not exist)."""

@@ -17,6 +17,7 @@ import datetime
 import fnmatch
 import json
 import os
+import re
 import threading
 import time
 import uuid
@@ -50,6 +51,34 @@ class HyperVError(Exception):
         self.message = message
         self.type_name = type_name
         self.cmdlet = cmdlet
+
+
+def wildcard_regex(pattern):
+    """PowerShell's WildcardPattern (what ``Get-VM -Name`` takes): ``*``, ``?``, ``[abc]``/``[a-c]``, a backtick escapes
+    the next character; case-insensitive, matching the whole name. An unclosed ``[`` is invalid, as in PowerShell."""
+    out, i = [], 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == '`' and i + 1 < len(pattern):
+            out.append(re.escape(pattern[i + 1]))
+            i += 2
+            continue
+        if char == '*':
+            out.append('.*')
+        elif char == '?':
+            out.append('.')
+        elif char == '[':
+            end = pattern.find(']', i + 1)
+            if end < 0:
+                raise HyperVError('The specified wildcard character pattern is not valid: %s' % pattern,
+                                  'System.Management.Automation.WildcardPatternException', 'Get-VM')
+            body = pattern[i + 1:end]
+            out.append('[%s]' % ''.join('-' if c == '-' and 0 < n < len(body) - 1 else re.escape(c) for n, c in enumerate(body)))
+            i = end
+        else:
+            out.append(re.escape(char))
+        i += 1
+    return re.compile('^%s$' % ''.join(out), re.IGNORECASE | re.DOTALL)
 
 
 def key(path):
@@ -150,14 +179,33 @@ class Host:
         self.counter += 1
         return '00155D%06X' % (0x010000 + self.counter)
 
+    def get_vms(self, name):
+        """``Get-VM -Name``: every VM whose name matches ``name`` as a wildcard pattern (several for a duplicated name)."""
+        pattern = wildcard_regex(name or '')
+        return sorted((vm for vm in self.vms.values() if pattern.match(vm['name'])), key=lambda vm: (vm['name'].lower(), vm['id']))
+
+    def exact_vms(self, name):
+        """What a contract script keeps of ``Get-VM -Name``'s answer: the VMs named exactly ``name`` (case-insensitive)."""
+        return [vm for vm in self.get_vms(name) if vm['name'].lower() == (name or '').lower()]
+
+    @staticmethod
+    def duplicated(name, found, cmdlet):
+        # A cmdlet given a name that several VMs share fails; the contract's scripts say which VMs (their ids).
+        return HyperVError("There are %d virtual machines named '%s' on this host (ids %s); rename all but one." % (
+            len(found), name, ", ".join(vm['id'] for vm in found)), 'Microsoft.HyperV.PowerShell.VirtualizationException', cmdlet)
+
     def find_vm(self, name, cmdlet='Get-VM'):
-        found = [vm for vm in self.vms.values() if vm['name'].lower() == (name or '').lower()]
+        found = self.exact_vms(name)
         if not found:
             raise HyperVError('Hyper-V was unable to find a virtual machine with name "%s".' % name, cmdlet=cmdlet)
+        if len(found) > 1:
+            raise self.duplicated(name, found, cmdlet)
         return found[0]
 
-    def lookup_vm(self, name):
-        found = [vm for vm in self.vms.values() if vm['name'].lower() == (name or '').lower()]
+    def lookup_vm(self, name, cmdlet='Get-VM'):
+        found = self.exact_vms(name)
+        if len(found) > 1:
+            raise self.duplicated(name, found, cmdlet)
         return found[0] if found else None
 
     @staticmethod

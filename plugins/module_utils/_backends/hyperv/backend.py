@@ -44,7 +44,8 @@ class HyperVBackend(Backend):
     default_type = "vm"
     parts = ("instances", "snapshots", "backups", "disks")
     features = {"vm": frozenset(("instance.paused", "instance.disk_size", "instance.description", "wait_for.ip", "snapshot.stateful", "clone",
-                                 "backup.restore", "backup.storage", "instance.cloud_init", "instance.ssh_keys"))}
+                                 "backup.restore", "backup.storage", "instance.cloud_init", "instance.ssh_keys", "disk.optical",
+                                 "clone.linked"))}
     notes = {
         "instance.vm": "VMs on a differencing disk of the parent VHDX named by `image`",
         "instance.paused": "`Suspend-VM` / `Resume-VM`",
@@ -65,10 +66,12 @@ class HyperVBackend(Backend):
         "backup.export": "an export is a folder of VHDX files on the host; WinRM has no sound way to stream gigabytes to the controller",
         "backup.mode": "Export-VM has one mode (a running VM is exported live)",
         "clone": "Export-VM, then Import-VM -Copy -GenerateNewId under the new name, without the source's checkpoints",
-        "clone.linked": "not yet (a differencing disk on a stopped source's VHDX)",
+        "clone.linked": "a differencing disk on each VHDX of a stopped source (a running one is refused), in a new VM with the source's "
+                        "settings; the source must not change while the clone uses its disks",
         "clone.target": "one host per connection",
         "disk": "VHDX files in a host directory, attached to the SCSI controller (IDE on generation 1)",
-        "disk.optical": "no DVD drives in the script contract yet",
+        "disk.optical": "a DVD drive of `instance` (added while the VM is off) holding the host's ISO file `backend_options.iso` "
+                        "(default `<storage>\\<name>.iso`); detach removes the drive, never the ISO; the seed ISO is refused",
     }
 
     def __init__(self, settings):

@@ -470,11 +470,91 @@ class HyperVInstances(Instances):
 
     # -- clones ---------------------------------------------------------------------------------
 
+    def _linked_disks(self, source, spec):
+        """(parent, child) for each hard disk of ``source``: the clone's differencing disks in its own folder."""
+        folder = join(self.vm_root(spec), spec["name"], "Virtual Hard Disks")
+        pairs = []
+        for index, drive in enumerate(source["_native"].get("disks") or []):
+            extension = "vhd" if drive["path"].lower().endswith(".vhd") else "vhdx"  # a child has its parent's format
+            base = spec["name"] if index == 0 else "%s-disk%d" % (spec["name"], index)
+            pairs.append((drive["path"], join(folder, "%s.%s" % (base, extension))))
+        return pairs
+
+    def check_clone(self, source, spec, clone):
+        """A linked clone: from a stopped source, without a snapshot, into disk files that do not exist yet (reads only)."""
+        if clone["mode"] != "linked":
+            return
+        if clone["snapshot"] is not None:
+            raise InvalidInput("snapshot cannot be combined with mode: linked on the hyperv backend: a linked clone is a differencing disk on the "
+                               "source's current disks (use mode: full to clone from a checkpoint)")
+        state = source["_native"].get("state")
+        if state != "Off":
+            raise Conflict("a linked clone needs a stopped source: instance %s is %s; stop it first (its disks become the parents of the "
+                           "clone's differencing disks, and must not change while the clone uses them)" % (source["name"], (state or "").lower()))
+        if spec["disk_gib"] is not None and source.get("disk_gib") is not None and spec["disk_gib"] < source["disk_gib"]:
+            raise InvalidInput("disk_size %dGiB is smaller than the source's %sGiB; disks only grow" % (spec["disk_gib"], source["disk_gib"]))
+        pairs = self._linked_disks(source, spec)
+        if not pairs:
+            raise InvalidInput("instance %s has no hard disk for a linked clone to differ from" % source["name"])
+        for dummy, child in pairs:
+            if self.backend.run("vhd_get", path=child) is not None:
+                raise Conflict("the disk file %s exists already (left from another VM?); remove it or choose another name" % child)
+
+    def _clone_linked(self, source, spec, deadline):
+        """New differencing disks on each of the stopped source's disks, and a new VM on them with the source's settings and the task's."""
+        native_source = source["_native"]
+        name = spec["name"]
+        made = []
+        try:
+            for parent, child in self._linked_disks(source, spec):
+                self.backend.run("vhd_create", deadline, path=child, type="differencing", parent_path=parent)
+                made.append(child)
+        except PolyvirtError:
+            for child in made:
+                self._undo(deadline, disk=child)
+            raise
+        try:
+            if spec["disk_gib"] is not None:
+                vhd = self.backend.run("vhd_get", deadline, path=made[0])
+                if spec["disk_gib"] * GIB > vhd["size"]:
+                    self.backend.run("vhd_resize", deadline, path=made[0], size=spec["disk_gib"] * GIB)
+            nics = native_source.get("nics") or []
+            args = {"cpu": native_source.get("cpu"), "dynamic_memory": native_source.get("dynamic_memory"), "notes": native_source.get("notes") or None}
+            if native_source.get("dynamic_memory"):
+                args.update(memory_minimum=native_source.get("memory_minimum"), memory_maximum=native_source.get("memory_maximum"))
+            if native_source.get("generation") == 2 and native_source.get("secure_boot"):
+                args["secure_boot"] = native_source["secure_boot"] == "On"
+            args.update(name=name, generation=native_source.get("generation") or 2, memory_startup=native_source.get("memory_startup"),
+                        switch=nics[0]["switch"] if nics and nics[0].get("switch") else None, path=self.vm_root(spec), vhd_path=made[0])
+            args.update(self._set_args(self.desired(spec)))
+            native = self.backend.run("vm_create", deadline, **args)
+        except PolyvirtError:
+            for child in made:
+                self._undo(deadline, disk=child)
+            raise
+        try:
+            for child in made[1:]:
+                self.backend.run("disk_attach", deadline, name=name, path=child)
+            if spec["networks"] is not None:
+                self._apply_networks(self.describe(native), self.desired(spec)["networks"], deadline)
+            else:
+                for nic in nics[1:]:  # the source's other adapters, on the same switches (new dynamic MACs)
+                    self.backend.run("nic_add", deadline, name=name, nic=nic["name"], switch=nic.get("switch"))
+            if seed_tag(spec):
+                self._seed(native, spec, deadline)
+            native = self.backend.run("vm_get", deadline, name=name)
+        except PolyvirtError:
+            self._undo(deadline, vm=name)
+            raise
+        return self.describe(native)
+
     def clone(self, source, spec, clone, deadline):
         """Export-VM the source into the clone's folder, Import-VM -Copy -GenerateNewId as the new name, drop the copied checkpoints.
 
         From a snapshot: the copy is first restored to that checkpoint (the source is never touched).
         """
+        if clone["mode"] == "linked":
+            return self._clone_linked(source, spec, deadline)
         name = spec["name"]
         folder = join(self.vm_root(spec), name)
         exported = self.backend.run("vm_export", deadline, name=source["name"], path=join(folder, "Export"))

@@ -27,7 +27,10 @@ $a = [Text.Encoding]::UTF8.GetString([Convert]::FromBase64String('@B64@')) | Con
 function Get-PvVm($vmName) {
     # Get-VM -Name takes wildcards and returns every VM of a duplicated name: keep exact matches only.
     $found = @(Get-VM -Name $vmName -ErrorAction SilentlyContinue | Where-Object { $_.Name -eq $vmName })
-    if ($found.Count -gt 1) { throw "There are $($found.Count) virtual machines named '$vmName' on this host; rename all but one." }
+    if ($found.Count -gt 1) {
+        $ids = ($found | ForEach-Object { [string]$_.Id }) -join ', '
+        throw "There are $($found.Count) virtual machines named '$vmName' on this host (ids $ids); rename all but one."
+    }
     if ($found.Count -eq 0) { return $null }
     return $found[0]
 }
@@ -161,7 +164,10 @@ BODIES = {
     }""",
     "vm_list": r"""    $r = @(Get-VM | Sort-Object -Property Name | ForEach-Object { Out-PvVm $_ })""",
     "vm_get": r"""    $found = @(Get-VM -Name $a.name -ErrorAction SilentlyContinue | Where-Object { $_.Name -eq $a.name })
-    if ($found.Count -gt 1) { throw "There are $($found.Count) virtual machines with this name on this host; rename all but one." }
+    if ($found.Count -gt 1) {
+        $ids = ($found | ForEach-Object { [string]$_.Id }) -join ', '
+        throw "There are $($found.Count) virtual machines named '$($a.name)' on this host (ids $ids); rename all but one."
+    }
     $r = if ($found.Count -eq 1) { Out-PvVm $found[0] } else { $null }""",
     "vm_create": r"""    if (Get-PvVm $a.name) { throw "A virtual machine with this name already exists." }
     $p = @{ Name = $a.name; Generation = $a.generation; MemoryStartupBytes = $a.memory_startup }

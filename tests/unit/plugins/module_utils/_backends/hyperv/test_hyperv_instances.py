@@ -331,8 +331,84 @@ def test_disks_are_vhdx_files_attached_detached_and_deleted(world):
     assert writes(ops) == ["vhd_remove"] and world.file(path) is None
     with pytest.raises(InvalidInput):
         disk_task(world, name="data*", instance="web1", size=1)
-    with pytest.raises(Unsupported):
-        disk_task(world, name="cd", instance="web1", optical=True)
+
+
+ISO = "C:\\ISOs\\tools.iso"
+
+
+def test_optical_drives_hold_an_iso_and_detach_never_deletes_it(world):
+    world.task(name="web1", image=BASE, state="stopped")
+    world.fake.host.file_write({"path": ISO, "data": base64.b64encode(b"an ISO image").decode("ascii")})
+    cd = {"name": "tools", "instance": "web1", "optical": True, "backend_options": {"iso": ISO}}
+    result, ops = disk_task(world, check_mode=True, **cd)
+    assert writes(ops) == [] and result["changed"] and world.vm("web1")["dvds"] == []
+    assert result["diff"]["after"]["attached_to"] == "web1" and result["diff"]["after"]["path"] == ISO
+    result, ops = disk_task(world, **cd)
+    assert ops == ["vm_get", "dir_list", "dvd_add"] and result["changed"]
+    assert (result["disk"]["path"], result["disk"]["attached_to"], result["disk"]["size_bytes"]) == (ISO, "web1", None)
+    assert [(dvd["path"], dvd["controller_type"]) for dvd in world.vm("web1")["dvds"]] == [(ISO, "SCSI")]
+    again, ops = disk_task(world, **cd)
+    assert ops == ["vm_get"] and not again["changed"]
+    assert dict(again["disk"], backend_data=None) == dict(result["disk"], backend_data=None)
+    assert again["disk"]["backend_data"]["controller_type"] == "SCSI"
+    listed = hyperv_disks(world).list(instance=world.backend().instances.get("web1"))
+    assert [(disk["name"], disk["path"]) for disk in listed] == [("tools", ISO)]
+    result, ops = disk_task(world, check_mode=True, state="detached", **cd)
+    assert writes(ops) == [] and result["changed"] and len(world.vm("web1")["dvds"]) == 1
+    result, ops = disk_task(world, state="detached", **cd)
+    assert writes(ops) == ["dvd_remove"] and result["disk"]["attached_to"] is None and world.vm("web1")["dvds"] == []
+    assert world.fake.host.file_read({"path": ISO})["data"]  # the ISO stays
+    result, ops = disk_task(world, state="detached", **cd)
+    assert ops == ["vm_get"] and not result["changed"]
+    disk_task(world, **cd)
+    result, ops = disk_task(world, state="absent", **cd)
+    assert writes(ops) == ["dvd_remove"] and world.vm("web1")["dvds"] == [] and world.fake.host.file_read({"path": ISO})["data"]
+    result, ops = disk_task(world, state="absent", **cd)
+    assert ops == ["vm_get"] and not result["changed"]
+
+
+def hyperv_disks(world):
+    return world.backend().disks
+
+
+@pytest.mark.parametrize("params, expect", [
+    ({"name": "tools", "optical": True, "storage": "C:\\ISOs"}, "instance is required with optical: true"),
+    ({"name": "tools", "instance": "web1", "optical": True, "size": 1}, "size cannot be set for an optical drive"),
+    ({"name": "tools", "instance": "web1", "optical": True, "backend_options": {"iso": "C:\\ISOs\\tools.img"}}, "must end with .iso"),
+    ({"name": "tools", "instance": "web1", "optical": True, "backend_options": {"iso": "tools.iso"}}, "absolute Windows path"),
+    ({"name": "tools", "instance": "web1", "optical": True, "backend_options": {"type": "fixed"}}, "not a Hyper-V optical drive option"),
+    ({"name": "data1", "instance": "web1", "size": 1, "backend_options": {"iso": ISO}}, "backend_options.iso is for optical drives"),
+])
+def test_bad_optical_input_is_refused_before_any_script(world, params, expect):
+    before = len(world.fake.scripts)
+    with pytest.raises(InvalidInput) as failure:
+        disk_task(world, **params)
+    assert expect in failure.value.message and world.fake.scripts[before:] == []
+
+
+def test_a_missing_iso_and_the_seed_iso_are_refused_before_any_change(world):
+    world.task(name="web1", image=BASE, state="stopped", cloud_init={"user_data": {"runcmd": ["true"]}})
+    with pytest.raises(PolyvirtError) as failure:
+        disk_task(world, name="tools", instance="web1", optical=True, backend_options={"iso": ISO})
+    assert "backend_options.iso C:\\ISOs\\tools.iso does not exist on the Hyper-V host" in failure.value.message
+    seed = world.vm("web1")["dvds"][0]["path"]
+    for state in ("present", "detached", "absent"):
+        before = len(world.fake.scripts)
+        with pytest.raises(PolyvirtError) as failure:
+            disk_task(world, name="seed", instance="web1", optical=True, state=state, backend_options={"iso": seed})
+        assert "is a cloud-init seed ISO, which the instance module manages" in failure.value.message
+        assert writes(world.fake.ops()[before:]) == []
+    assert [dvd["path"] for dvd in world.vm("web1")["dvds"]] == [seed]
+
+
+def test_an_optical_drive_is_not_added_to_a_running_vm(world):
+    world.task(name="web1", image=BASE)
+    world.fake.host.file_write({"path": ISO, "data": base64.b64encode(b"an ISO image").decode("ascii")})
+    before = len(world.fake.scripts)
+    with pytest.raises(PolyvirtError) as failure:
+        disk_task(world, name="tools", instance="web1", optical=True, backend_options={"iso": ISO})
+    assert "a DVD drive is added to VM web1 only while it is off (Hyper-V cannot add one to a running VM)" in failure.value.message
+    assert world.fake.ops()[before:] == ["vm_get"] and world.vm("web1")["dvds"] == []
 
 
 def test_clone_exports_and_imports_a_copy_without_checkpoints(world):
@@ -353,6 +429,66 @@ def test_clone_exports_and_imports_a_copy_without_checkpoints(world):
     assert all(not path.startswith("c:\\vms\\c1\\export") for path in world.fake.host.files)
     world.task(name="c1", state="absent", force=True)
     assert world.vm("src")["state"] == "Running"
+
+
+def clone_task(world, check_mode=False, **params):
+    values = dict((key, spec.get("default")) for key, spec in INSTANCE_OPTIONS.items())
+    values.update({"state": "present", "wait": True, "wait_timeout": 60, "mode": "full", "snapshot": None, "target": None})
+    values.update(params)
+    before = len(world.fake.scripts)
+    result = CloneReconciler(world.backend(), values, check_mode=check_mode, diff_mode=True).run()
+    return result, world.fake.ops()[before:]
+
+
+def test_a_linked_clone_is_a_differencing_disk_on_each_disk_of_a_stopped_source(world):
+    world.task(name="src", image=BASE, cpus=2, memory=512, description="the source", state="stopped")
+    disk_task(world, name="data1", instance="src", size=1)
+    source = world.vm("src")
+    result, ops = clone_task(world, check_mode=True, source="src", name="l1", mode="linked", memory="256MiB")
+    assert writes(ops) == [] and result["changed"] and world.vm("l1") is None
+    result, ops = clone_task(world, source="src", name="l1", mode="linked", memory="256MiB", disk_size=2, state="started")
+    assert writes(ops) == ["vhd_create", "vhd_create", "vhd_resize", "vm_create", "disk_attach", "vm_start"]
+    assert result["actions"][0] == "clone instance l1 from src (linked)" and result["cloned"]
+    clone = world.vm("l1")
+    boot, data = (world.file(drive["path"]) for drive in clone["disks"])
+    assert boot["path"] == "C:\\VMs\\l1\\Virtual Hard Disks\\l1.vhdx" and data["path"] == "C:\\VMs\\l1\\Virtual Hard Disks\\l1-disk1.vhdx"
+    assert (boot["type"], boot["parent_path"], boot["size"]) == ("Differencing", source["disks"][0]["path"], 2 * GB)
+    assert (data["type"], data["parent_path"]) == ("Differencing", source["disks"][1]["path"])
+    assert (clone["cpu"], clone["memory_startup"], clone["notes"], clone["state"]) == (2, 256 * MB, "the source", "Running")
+    assert clone["id"] != source["id"] and world.vm("src") == source  # the source is not touched
+    again, ops = clone_task(world, source="src", name="l1", mode="linked", memory="256MiB", disk_size=2, state="started")
+    assert ops == ["vm_get", "vhd_get"] and not again["changed"] and not again["cloned"]  # disk_size reads the boot VHDX
+    world.task(name="l1", state="absent", force=True)  # the clone's own differencing disks go, never the source's
+    assert world.file(boot["path"]) is None and world.file(data["path"]) is None
+    assert all(world.file(drive["path"]) is not None for drive in source["disks"])
+
+
+def test_a_linked_clone_of_a_running_source_is_refused_before_any_change(world):
+    world.task(name="src", image=BASE)
+    for check_mode in (True, False):
+        before = len(world.fake.scripts)
+        with pytest.raises(PolyvirtError) as failure:
+            clone_task(world, check_mode=check_mode, source="src", name="l1", mode="linked")
+        assert "a linked clone needs a stopped source: instance src is running; stop it first" in failure.value.message
+        assert writes(world.fake.ops()[before:]) == [] and world.vm("l1") is None
+    world.task(name="src", state="stopped")
+    world.snapshot(instance="src", name="s1")
+    with pytest.raises(InvalidInput) as failure:
+        clone_task(world, source="src", name="l1", mode="linked", snapshot="s1")
+    assert "snapshot cannot be combined with mode: linked" in failure.value.message and world.vm("l1") is None
+    with pytest.raises(PolyvirtError) as failure:
+        clone_task(world, source="src", name="l1", mode="linked", disk_size="512MiB")
+    assert world.vm("l1") is None
+
+
+def test_a_failed_linked_clone_leaves_nothing_behind(world):
+    world.task(name="src", image=BASE, state="stopped")
+    world.fake.fail_next["vm_create"] = "The operation failed."
+    with pytest.raises(PolyvirtError):
+        clone_task(world, source="src", name="l1", mode="linked")
+    assert world.vm("l1") is None and world.file("C:\\VMs\\l1\\Virtual Hard Disks\\l1.vhdx") is None
+    result, dummy = clone_task(world, source="src", name="l1", mode="linked")  # a re-run converges
+    assert result["cloned"] and world.vm("l1")["state"] == "Off"
 
 
 def test_clone_from_a_checkpoint_restores_the_copy_never_the_source(world):
@@ -469,3 +605,25 @@ def test_backups_in_another_storage_are_found_there(world):
     assert world.fake.host.dir_list({"path": "D:\\Backups\\web1"})[0]["name"] == "bk1"
     again, ops = world.backup(instance="web1", name="bk1", storage="D:\\Backups")
     assert not again["changed"] and writes(ops) == []
+
+
+def test_a_name_two_vms_share_fails_the_task_naming_both_before_any_change(world):
+    first = world.fake.host.vm_create({"name": "twin"})
+    second = world.fake.host.vm_create({"name": "twin"})  # Hyper-V allows it (New-VM outside the collection)
+    for task in (lambda: world.task(name="twin", image=BASE, cpus=2),
+                 lambda: disk_task(world, name="data1", instance="twin", size=1),
+                 lambda: clone_task(world, source="twin", name="c1")):
+        before = len(world.fake.scripts)
+        with pytest.raises(PolyvirtError) as failure:
+            task()
+        assert "There are 2 virtual machines named 'twin' on this host" in failure.value.message
+        assert first["id"] in failure.value.message and second["id"] in failure.value.message
+        assert writes(world.fake.ops()[before:]) == []
+    assert [vm["cpu"] for vm in world.fake.host.vm_list({})] == [1, 1] and world.vm("c1") is None
+
+
+@pytest.mark.parametrize("name", ["web*", "web?", "web[1]"])
+def test_wildcard_characters_in_a_name_are_refused_before_any_script(world, name):
+    with pytest.raises(InvalidInput):
+        world.task(name=name, image=BASE)
+    assert world.fake.scripts == []
