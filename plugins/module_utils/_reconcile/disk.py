@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from ansible_collections.polyvirt.compute.plugins.module_utils._errors import Conflict, InvalidInput, NotFound, failing_to
+from ansible_collections.polyvirt.compute.plugins.module_utils._errors import Conflict, InvalidInput, NotFound, PolyvirtError, failing_to
 from ansible_collections.polyvirt.compute.plugins.module_utils._model import GIB, check_name, diffable, disk_result, format_size, in_unit, parse_size
 from ansible_collections.polyvirt.compute.plugins.module_utils._reconcile.base import Reconciler
 
@@ -132,10 +132,27 @@ class DiskReconciler(Reconciler):
             self.tracker.add(key, before.get(key), after[key])
         with self._context("attach"):
             if not self.check_mode:
-                self.disks.attach(self.disk, instance_obj, attachment, self.deadline)
+                try:
+                    self.disks.attach(self.disk, instance_obj, attachment, self.deadline)
+                except PolyvirtError:
+                    self._remove_new_disk()
+                    raise
         verb = "attach" if before["attached_to"] is None else "update the attachment of"
         self.tracker.action("%s disk %s to instance %s at %s" % (verb, self.name, instance, ", ".join("%s=%s" % item for item in sorted(attachment.items()))))
         self.disk = dict(self.disk, attachments=[instance], **after)
+
+    def _remove_new_disk(self):
+        """A disk this task made and could not attach is deleted again, so the failed task leaves nothing half-made;
+        should the delete fail too, the result still reports the disk."""
+        if not self.created:
+            return
+        try:
+            self.disks.delete(self.disk, self.deadline)
+        except PolyvirtError:
+            return
+        self.tracker.action("delete disk %s again, as it could not be attached" % self.name)
+        self.created = False
+        self.disk = None
 
     def _detach(self, instance):
         remaining = [name for name in self.disk["attachments"] if name != instance]

@@ -47,6 +47,7 @@ class LxdSnapshots(Snapshots):
             pass
 
     def restore(self, instance, snapshot, deadline):
+        self._check_volumes(snapshot)
         body = put_body(instance["_native"])
         body["restore"] = snapshot["name"]
         self.client.run("PUT", self.backend.instance_path(instance["name"]), body, timeout=deadline.remaining())
@@ -58,3 +59,15 @@ class LxdSnapshots(Snapshots):
         elif instance["state"] == "stopped" and restored["state"] == "running":
             restored = instances.power(restored, "stop", True, deadline)
         return restored
+
+    def _check_volumes(self, snapshot):
+        """LXD puts a snapshot's devices back before it starts the instance: a custom volume deleted since the
+        snapshot leaves the instance stopped with a device it cannot start. Refuse that before any change."""
+        devices = snapshot["backend_data"].get("devices") or {}
+        for device_name, device in sorted(devices.items()):
+            if device.get("type") != "disk" or not device.get("pool") or not device.get("source") or device.get("path") == "/":
+                continue
+            path = "/1.0/storage-pools/%s/volumes/custom/%s" % (self.client.quote(device["pool"]), self.client.quote(device["source"]))
+            if self.client.get_or_none(path) is None:
+                raise NotFound("snapshot %s has the disk device %s on storage volume %s of pool %s, which no longer exists; "
+                               "LXD cannot restore it" % (snapshot["name"], device_name, device["source"], device["pool"]))

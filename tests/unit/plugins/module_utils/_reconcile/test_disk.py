@@ -152,13 +152,30 @@ def test_a_backend_without_disks_refuses_before_any_call():
         list_disks(backend)
 
 
-def test_a_failed_attach_reports_the_disk_that_was_made():
+def test_a_new_disk_that_cannot_be_attached_is_deleted_again():
     backend = backend_with(faults={"disks.attach": OperationFailed("device busy")})
+    with pytest.raises(OperationFailed) as caught:
+        run(backend, size=1, instance="i1")
+    assert caught.value.message == "Failed to attach disk d1 on fake: device busy"
+    assert calls(backend) == [("create", "d1"), ("attach", "d1", "i1", "/mnt/d1"), ("delete", "d1")]
+    assert caught.value.result["actions"] == ["create disk d1 in pool0", "delete disk d1 again, as it could not be attached"]
+    assert "disk" not in caught.value.result
+
+
+def test_a_new_disk_that_can_be_neither_attached_nor_deleted_is_reported():
+    backend = backend_with(faults={"disks.attach": OperationFailed("device busy"), "disks.delete": OperationFailed("pool offline")})
     with pytest.raises(OperationFailed) as caught:
         run(backend, size=1, instance="i1")
     assert caught.value.message == "Failed to attach disk d1 on fake: device busy"
     assert caught.value.result["changed"] is True
     assert caught.value.result["disk"]["name"] == "d1"
+
+
+def test_a_failed_attach_of_an_existing_disk_deletes_nothing():
+    backend = backend_with([disk()], faults={"disks.attach": OperationFailed("device busy")})
+    with pytest.raises(OperationFailed):
+        run(backend, instance="i1")
+    assert calls(backend) == [("attach", "d1", "i1", "/mnt/d1")]
 
 
 def test_info_filters():
