@@ -63,7 +63,7 @@ class LxdSnapshots(Snapshots):
     def _check_volumes(self, snapshot):
         """LXD puts a snapshot's devices back before it starts the instance: a custom volume deleted since the
         snapshot leaves the instance stopped with a device it cannot start. Refuse that before any change."""
-        devices = snapshot["backend_data"].get("devices") or {}
+        devices = (snapshot.get("backend_data") or {}).get("devices") or {}
         for device_name, device in sorted(devices.items()):
             if device.get("type") != "disk" or not device.get("pool") or not device.get("source") or device.get("path") == "/":
                 continue
