@@ -103,7 +103,7 @@ class ProxmoxBackups(Backups):
             # In place: PVE overwrites a stopped guest of that vmid (force); its power state is put back afterwards.
             was_running = instance["state"] in ("running", "paused")
             if was_running:
-                instances.power(instance, "stop", "now", deadline)  # the restore replaces its disks
+                instances.stop_now(instance, deadline)  # the restore replaces its disks
             params.update(vmid=entry["vmid"], force=1)
             self.client.run("POST", self.client.path("nodes", entry["node"], kind), deadline, **params)
             self.backend.forget()

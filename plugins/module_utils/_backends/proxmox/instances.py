@@ -554,16 +554,15 @@ class ProxmoxInstances(Instances):
         return instance
 
     def power(self, instance, action, force, deadline):
-        # force: a clean shutdown that PVE ends with a stop at the timeout (forceStop); "now", from this driver's
-        # restores and rollbacks only: a stop at once.
+        # force: a clean shutdown that PVE ends with a stop at the timeout (forceStop).
         entry = instance["_native"]["entry"]
         base = guest_path(entry) + "/status/"
         params = {}
         if action == "start":
             verb = "start"
         elif action == "stop":
-            if instance["state"] == "paused" or force == "now":
-                verb = "stop"  # a paused VM cannot shut down; "now": the caller discards the guest's state anyway
+            if instance["state"] == "paused":
+                verb = "stop"  # a paused VM cannot shut down
             else:
                 verb = "shutdown"
                 params["timeout"] = shutdown_timeout(deadline)
@@ -585,6 +584,11 @@ class ProxmoxInstances(Instances):
             if verb != "start" or " already running" not in exc.message:
                 raise
         return self._reread(entry, deadline)
+
+    def stop_now(self, instance, deadline):
+        """A stop at once, for this driver's restores and rollbacks: they replace the guest's state anyway."""
+        self.client.run("POST", guest_path(instance["_native"]["entry"]) + "/status/stop", deadline)
+        return self._reread(instance["_native"]["entry"], deadline)
 
     def delete(self, instance, force, deadline):
         native = instance["_native"]

@@ -72,5 +72,5 @@ class ProxmoxSnapshots(Snapshots):
         parts = self.backend.instances
         restored = parts.get(instance["name"])
         if restored is not None and was == "stopped" and restored["state"] == "running":
-            restored = parts.power(restored, "stop", "now", deadline)  # its RAM state is still in the snapshot
+            restored = parts.stop_now(restored, deadline)  # its RAM state is still in the snapshot
         return restored
