@@ -7,8 +7,9 @@ Each module's options come from ``ansible-doc --json`` (so the test does not kno
 hypothesis draws tasks from them, mostly invalid or edge input, some valid. Every task must:
 - return one JSON object (``json``);
 - never hit the "Unexpected error" guard (``unexpected``) nor show a traceback (``traceback``);
-- change nothing on the server when it fails (``failed-changed``; a wait timeout that says
-  ``changed: true`` may leave what it made, as DESIGN.md allows) or runs in check mode
+- change nothing on the server when it fails (``failed-changed``; a wait that times out or cannot be met
+  after the change, e.g. ``wait_for: cloud_init`` on an image without cloud-init, and says ``changed: true``
+  may leave what it made, as DESIGN.md allows) or runs in check mode
   (``check-mode-changed``), and not report ``changed: false`` after changing something (``unreported-change``);
 - return within its own small ``wait_timeout`` (``bounded``).
 Changes to objects outside this run's namespace are listed as warnings, not failures: other test
@@ -208,7 +209,7 @@ class Fuzz:
         if check_mode:
             add("check-mode-changed", "check mode %s (%s) but the server changed: %s" % ("failed" if failed else "succeeded", msg, diff_text),
                 kinds + shape(msg))
-        elif failed and not (result.get("changed") is True and re.search(r"time[ds]? ?out", msg, re.I)):
+        elif failed and not (result.get("changed") is True and re.search(r"time[ds]? ?out|^Failed to wait for ", msg, re.I)):
             add("failed-changed", "failed (%s, changed=%r) but the server changed: %s" % (msg, result.get("changed"), diff_text),
                 kinds + shape(msg))
         elif not failed and result.get("changed") is False:

@@ -279,10 +279,16 @@ class LxdInstances(Instances):
         return poll(check, deadline, what % name), None
 
     def _wait_cloud_init(self, name, deadline):
-        code, out, err = self.execute(name, ["cloud-init", "status", "--wait", "--long"], deadline.remaining())
+        try:
+            code, out, err = self.execute(name, ["cloud-init", "status", "--wait", "--long"], deadline.remaining())
+        except OperationFailed as error:
+            if "not found" not in str(error).lower():
+                raise
+            code, out, err = 127, "", str(error)  # LXD fails the exec operation itself ("Command not found") when there is no such binary
         report = {"exit_code": code, "status": _cloud_init_status(out), "output": out.strip()}
         if code == 127 or (code != 0 and not out and "cloud-init" in err):
-            raise OperationFailed("cloud-init is not installed in instance %s (%s)" % (name, err.strip() or "exit code %s" % code))
+            raise OperationFailed("cloud-init is not installed in instance %s (%s), so wait_for=cloud_init cannot be met; leave cloud_init out of "
+                                  "wait_for for images without it" % (name, err.strip() or "exit code %s" % code))
         if code == 1 or report["status"] == "error":
             raise OperationFailed("cloud-init finished with an error in instance %s: %s" % (name, out.strip() or err.strip()), result={"cloud_init": report})
         return self.get(name, runtime=True), report

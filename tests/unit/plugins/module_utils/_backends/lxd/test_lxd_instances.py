@@ -383,6 +383,15 @@ def test_cloud_init_failures(result, message):
     assert message in caught.value.message
 
 
+def test_an_image_without_cloud_init_is_named_when_lxd_fails_the_exec_itself():
+    # LXD fails the exec operation ("Command not found") instead of returning exit code 127.
+    backend, fake = connect()
+    fake.operation_errors[("POST", "/1.0/instances/web1/exec")] = "Command not found"
+    with pytest.raises(OperationFailed) as caught:
+        backend.instances.wait_for(backend.instances.get("web1"), "cloud_init", deadline())
+    assert "cloud-init is not installed in instance web1 (Command not found)" in caught.value.message
+
+
 # -- clones ---------------------------------------------------------------------------------------
 
 
