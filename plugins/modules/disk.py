@@ -57,11 +57,16 @@ options:
     description:
       - Where the disk lives (LXD storage pool, Proxmox storage, Kubernetes storageClass, CloudCIX SKU, Hyper-V directory).
       - LXD, defaults to the pool of O(instance)'s root disk; required without O(instance).
+      - Hikube, defaults to the storage class of O(instance)'s system disk, else V(replicated); a disk is found by its name
+        alone, so O(state=absent) needs neither O(storage) nor O(instance).
     type: str
   source:
     description:
       - What a new disk is made from; creation only. Unset or V({}), an empty disk.
       - LXD supports only V(disk) (a copy of another custom volume in the same pool).
+      - Hikube takes V(image), V(url) or V(disk); a V(disk) copy is a CDI clone, refused while a running VM's pod mounts
+        the source (a disk attached to a running VM is mounted from the VM's next start).
+      - Without O(size), a copy is as large as its source; a smaller O(size) is refused on Hikube.
     type: dict
     suboptions:
       disk:
@@ -119,6 +124,15 @@ EXAMPLES = r"""
     name: web1-data
     storage: default
     state: absent
+
+- name: On Hikube, a copy of a VMDisk no running VM mounts
+  polyvirt.compute.disk:
+    backend: hikube
+    connection:
+      namespace: tenant-demo
+    name: db1-data-copy
+    source:
+      disk: db1-data
 """
 
 RETURN = r"""

@@ -266,6 +266,9 @@ class Backups(Part):
 class Disks(Part):
     """Disks: created on a storage, attached to at most one instance at a time by the modules."""
 
+    # Whether a disk's name alone finds it (Hikube: one namespace); else it takes its storage or its instance (LXD pools, Proxmox slots).
+    found_by_name_alone = False
+
     def validate(self, spec):
         """Backend-specific checks of a disk spec (name rules, storage), raising InvalidInput."""
 

@@ -64,7 +64,7 @@ class DiskReconciler(Reconciler):
                 instance = self.backend.instances.get(spec["instance"])
                 if instance is None and spec["state"] == "present":
                     raise NotFound("instance %s does not exist" % spec["instance"])
-            if instance is None and not spec["storage"] and spec["state"] != "present":
+            if instance is None and not spec["storage"] and spec["state"] != "present" and not self.disks.found_by_name_alone:
                 return self._result({})  # nothing to find the disk by: the instance is gone, so is its attachment
             spec["storage"] = self.disks.pool(spec, instance)
             self.disk = self.disks.get(spec, instance)

@@ -147,8 +147,12 @@ class Probe:
         size = (pvc.get("spec") or {}).get("resources", {}).get("requests", {}).get("storage")
         users = sorted(item["metadata"]["name"] for item in self._list(*APPS, "vminstances")
                        if any(disk.get("name") == name for disk in (item.get("spec") or {}).get("disks") or []))
+        # What CDI copies from: the DataVolume's own source (a PVC clone for a copy of another disk).
+        volume = self._get("cdi.kubevirt.io", "v1beta1", "datavolumes", "vm-disk-" + name) or {}
+        pvc_source = ((volume.get("spec") or {}).get("source") or {}).get("pvc") or {}
         return {"exists": True, "name": name, "storage": (app.get("spec") or {}).get("storageClass"), "size_gib": gib(size) if size else None,
-                "attached_to": users, "paths": dict((user, self._device(user, name)) for user in users)}
+                "attached_to": users, "paths": dict((user, self._device(user, name)) for user in users),
+                "copy_of_volume": pvc_source.get("name")}
 
     def _device(self, instance, disk):
         """The name of the VM's disk device whose volume is the disk's DataVolume (what the driver calls its path)."""

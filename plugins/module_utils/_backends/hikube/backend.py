@@ -10,7 +10,8 @@ from ansible_collections.polyvirt.compute.plugins.module_utils._backends.hikube.
 from ansible_collections.polyvirt.compute.plugins.module_utils._errors import AuthError, InvalidInput, NotFound
 
 VM_FEATURES = frozenset(("instance.disk_size", "instance.flavor", "instance.tags", "instance.description", "instance.cloud_init",
-                         "instance.ssh_keys", "wait_for.ip", "clone", "disk.optical", "disk.source.image", "disk.source.url"))
+                         "instance.ssh_keys", "wait_for.ip", "clone", "disk.optical", "disk.source.image", "disk.source.url",
+                         "disk.source.disk"))
 
 
 class HikubeBackend(Backend):
@@ -38,7 +39,7 @@ class HikubeBackend(Backend):
         "disk.optical": "`optical: true` (a CD-ROM)",
         "disk.source.image": "a golden image",
         "disk.source.url": "`source.http.url`",
-        "disk.source.disk": "CDI refuses to clone a disk a running VM uses; not offered yet",
+        "disk.source.disk": "`source.disk`, a CDI copy; refused while a running VM uses the source (CloneSourceInUse)",
     }
 
     def __init__(self, settings):

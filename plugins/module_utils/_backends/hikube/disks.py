@@ -11,11 +11,12 @@ next start (the chart re-renders the VirtualMachine; KubeVirt does not hot-plug 
 from __future__ import annotations
 
 from ansible_collections.polyvirt.compute.plugins.module_utils._backends.base import Disks
-from ansible_collections.polyvirt.compute.plugins.module_utils._backends.hikube.client import APPS
+from ansible_collections.polyvirt.compute.plugins.module_utils._backends.hikube.client import APPS, CORE
 from ansible_collections.polyvirt.compute.plugins.module_utils._backends.hikube.instances import (
-    DEFAULT_STORAGE_CLASS, DISK_NAME_MAX, FAILED_REASONS, SYSTEM_DISK_OF, get_condition, is_url, quantity_bytes, validate_name,
+    DEFAULT_STORAGE_CLASS, DISK_NAME_MAX, DISK_PREFIX, FAILED_REASONS, INSTANCE_PREFIX, SYSTEM_DISK_OF, get_condition, is_url, quantity_bytes,
+    validate_name,
 )
-from ansible_collections.polyvirt.compute.plugins.module_utils._errors import InvalidInput, OperationFailed
+from ansible_collections.polyvirt.compute.plugins.module_utils._errors import Conflict, InvalidInput, NotFound, OperationFailed
 from ansible_collections.polyvirt.compute.plugins.module_utils._model import GIB, disk_result, format_size, in_unit
 
 DISK_OPTION_TYPES = {"bus": str}
@@ -26,15 +27,23 @@ def device_name(name):
     return "disk-" + name
 
 
+def _vm_of(pod):
+    """The instance a virt-launcher pod runs (KubeVirt labels it with its VirtualMachine), else the pod's name."""
+    vm = ((pod.get("metadata") or {}).get("labels") or {}).get("vm.kubevirt.io/name") or ""
+    return vm[len(INSTANCE_PREFIX):] if vm.startswith(INSTANCE_PREFIX) else "pod " + pod["metadata"]["name"]
+
+
 def quantity(size_bytes):
     """A size as a Kubernetes quantity in binary units ("2Gi", "1536Mi")."""
     return format_size(size_bytes).replace("iB", "i")
 
 
 class HikubeDisks(Disks):
+    found_by_name_alone = True  # VMDisks are named in the tenant namespace, whatever their storage class
     def __init__(self, backend):
         super().__init__(backend)
         self.client = backend.client
+        self._copy_of = None  # the source VMDisk check_source read, for create to copy its size from
 
     def _path(self, name=None):
         return self.client.ns_path(APPS, "vmdisks", name)
@@ -61,6 +70,9 @@ class HikubeDisks(Disks):
         return system.get("storageClass") or DEFAULT_STORAGE_CLASS
 
     def check_source(self, spec):
+        self._copy_of = None
+        if (spec["source"] or {}).get("disk"):
+            self._check_copy(spec)
         options = self.backend.options
         image = (spec["source"] or {}).get("image")
         values = options("image") if image else None
@@ -69,6 +81,27 @@ class HikubeDisks(Disks):
         classes = options("storageclass")
         if classes is not None and spec["storage"] not in classes:
             raise InvalidInput("storage %r is not a storage class of this cluster (available: %s)" % (spec["storage"], ", ".join(sorted(classes))))
+
+    def _check_copy(self, spec):
+        """A copy (CDI clones the source's PVC) needs the source disk, no running VM on it, and at least its size."""
+        name = spec["source"]["disk"]
+        original = self.client.get_or_none(self._path(name))
+        if original is None:
+            raise NotFound("source.disk %s does not exist in namespace %s" % (name, self.client.namespace))
+        # CDI's own test: a pod that mounts the volume leaves the copy waiting (CloneSourceInUse) until the pod is gone.
+        # A VM keeps a disk detached while it runs until its next start, so the pods tell, not the instances' disk lists.
+        claim = DISK_PREFIX + name
+        pods = self.client.get(self.client.ns_path(CORE, "pods")).get("items") or []
+        users = sorted(set(_vm_of(pod) for pod in pods if (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed") and any(
+            (volume.get("persistentVolumeClaim") or {}).get("claimName") == claim for volume in (pod.get("spec") or {}).get("volumes") or [])))
+        if users:
+            raise Conflict("source.disk %s is used by instance %s, which runs: CDI does not copy a disk a running VM uses (CloneSourceInUse); "
+                           "stop it first (state: stopped)" % (name, ", ".join(users)))
+        size = quantity_bytes((original.get("spec") or {}).get("storage"), "storage")
+        if spec["size_bytes"] is not None and size is not None and spec["size_bytes"] < size:
+            raise InvalidInput("size %s is smaller than source.disk %s (%s); a copy is at least as large as its source" % (
+                format_size(spec["size_bytes"]), name, format_size(size)))
+        self._copy_of = original
 
     def get(self, spec, instance):
         app = self.client.get_or_none(self._path(spec["name"]))
@@ -115,10 +148,14 @@ class HikubeDisks(Disks):
             disk_spec["source"] = {"image": {"name": source["image"]}}
         elif source.get("url"):
             disk_spec["source"] = {"http": {"url": source["url"]}}
+        elif source.get("disk"):
+            disk_spec["source"] = {"disk": {"name": source["disk"]}}
         else:
             disk_spec["source"] = {}
         if spec["size_bytes"]:
             disk_spec["storage"] = quantity(spec["size_bytes"])
+        elif source.get("disk") and self._copy_of is not None:
+            disk_spec["storage"] = (self._copy_of.get("spec") or {}).get("storage")  # the chart's default may be smaller than the source
         body = {"apiVersion": "apps.cozystack.io/v1alpha1", "kind": "VMDisk", "metadata": {"name": spec["name"]}, "spec": disk_spec}
         self.client.create(self._path(), body, timeout=deadline.remaining())
 

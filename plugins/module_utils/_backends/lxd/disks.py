@@ -81,8 +81,14 @@ class LxdDisks(Disks):
         body["config"].update((key, config_value(value)) for key, value in (spec["backend_options"].get("config") or {}).items())
         if spec["size_bytes"]:
             body["config"]["size"] = format_size(spec["size_bytes"])
-        if (spec["source"] or {}).get("disk"):
-            body["source"] = {"type": "copy", "name": spec["source"]["disk"], "pool": pool}
+        other = (spec["source"] or {}).get("disk")
+        if other:
+            body["source"] = {"type": "copy", "name": other, "pool": pool}
+            if not spec["size_bytes"]:
+                # LXD gives a copy none of its source's config: without this the copy would have no size limit at all.
+                size = (self.client.get(self._volume_path(pool, other)).get("config") or {}).get("size")
+                if size:
+                    body["config"]["size"] = size
         self.client.run("POST", self._volume_path(pool), body, timeout=deadline.remaining())
         return self.describe(pool, self.client.get(self._volume_path(pool, spec["name"])))
 

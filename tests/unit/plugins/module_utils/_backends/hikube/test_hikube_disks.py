@@ -12,19 +12,23 @@ pytest.importorskip("kubernetes")
 
 from ansible_collections.polyvirt.compute.plugins.module_utils._args import INSTANCE_OPTIONS  # noqa: E402
 from ansible_collections.polyvirt.compute.plugins.module_utils._backends.hikube.backend import HikubeBackend  # noqa: E402
-from ansible_collections.polyvirt.compute.plugins.module_utils._errors import InvalidInput  # noqa: E402
+from ansible_collections.polyvirt.compute.plugins.module_utils._errors import Conflict, InvalidInput, NotFound  # noqa: E402
 from ansible_collections.polyvirt.compute.plugins.module_utils._reconcile.disk import DiskReconciler, list_disks  # noqa: E402
 from ansible_collections.polyvirt.compute.plugins.module_utils._reconcile.instance import InstanceReconciler  # noqa: E402
 from ansible_collections.polyvirt.compute.tests.unit.plugins.module_utils._backends.hikube.emulator import Emulator, apps  # noqa: E402
+
+
+def instance_values():
+    values = dict((key, spec.get("default")) for key, spec in INSTANCE_OPTIONS.items())
+    values.update({"name": "host1", "state": "started", "image": "ubuntu", "wait_timeout": 30})
+    return values
 
 
 @pytest.fixture(scope="module")
 def sim():
     emulator = Emulator()
     backend = HikubeBackend(emulator.settings())
-    values = dict((key, spec.get("default")) for key, spec in INSTANCE_OPTIONS.items())
-    values.update({"name": "host1", "state": "started", "image": "ubuntu", "wait_timeout": 30})
-    InstanceReconciler(backend, values).run()
+    InstanceReconciler(backend, instance_values()).run()
     yield emulator
     emulator.stop()
 
@@ -75,3 +79,33 @@ def test_system_disks_belong_to_their_instance(sim):
     assert "host1-system" not in [item["name"] for item in list_disks(backend)]
     refused = pytest.raises(InvalidInput, disk, sim, name="host1-system", storage="replicated", state="detached")
     assert "is the system disk of instance host1" in refused.value.message
+
+
+def test_a_copy_needs_its_source_unused_by_a_running_vm_and_at_least_its_size(sim):
+    restart = dict(instance_values(), state="restarted")
+    disk(sim, name="orig", instance="host1", size="2GiB")
+    InstanceReconciler(HikubeBackend(sim.settings()), restart).run()  # from its next start, host1's pod mounts the disk
+    in_use = pytest.raises(Conflict, disk, sim, name="copy1", storage="replicated", source={"disk": "orig"})
+    assert "source.disk orig is used by instance host1, which runs" in in_use.value.message
+    missing = pytest.raises(NotFound, disk, sim, name="copy1", storage="replicated", source={"disk": "nothing"})
+    assert "source.disk nothing does not exist" in missing.value.message
+    assert sim.admin("GET", apps("vmdisks", "copy1")) is None
+    disk(sim, name="orig", storage="replicated", state="detached")
+    # Detached, but host1's pod still mounts it until the next start: CDI would still wait.
+    held = pytest.raises(Conflict, disk, sim, name="copy1", storage="replicated", source={"disk": "orig"})
+    assert "is used by instance host1" in held.value.message
+    InstanceReconciler(HikubeBackend(sim.settings()), restart).run()
+    small = pytest.raises(InvalidInput, disk, sim, name="copy1", storage="replicated", size="1GiB", source={"disk": "orig"})
+    assert "size 1GiB is smaller than source.disk orig (2GiB)" in small.value.message
+    made, transport = disk(sim, name="copy1", storage="replicated", source={"disk": "orig"})
+    assert made["actions"] == ["create disk copy1 in replicated as a copy of orig"]
+    assert sim.admin("GET", apps("vmdisks", "copy1"))["spec"]["source"] == {"disk": {"name": "orig"}}
+    assert sim.admin("GET", apps("vmdisks", "copy1"))["spec"]["storage"] == "2Gi"  # the source's size, not the chart's default
+
+
+def test_a_disk_is_found_by_its_name_alone_to_delete_it(sim):
+    disk(sim, name="loose", storage="replicated", size="1GiB")
+    gone, transport = disk(sim, name="loose", state="absent")
+    assert gone["actions"] == ["delete disk loose"] and sim.admin("GET", apps("vmdisks", "loose")) is None
+    again, transport = disk(sim, name="loose", state="absent")
+    assert not again["changed"] and transport.mutating() == []
