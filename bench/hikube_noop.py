@@ -26,19 +26,10 @@ import tempfile
 import time
 import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from _harness import COLLECTIONS, ROOT, ansible_env, python_seconds, run_playbook, write_plays  # bench/ is on sys.path when a script here runs
+
 PREFIX = "bench-noop-"
 NAMESPACE = "tenant-demo"
-
-PLAY = """
-- hosts: localhost
-  gather_facts: false
-  tasks:
-    - name: {name}
-      {module}:
-{args}
-      loop: "{{{{ range(1, {count} + 1) | list }}}}"
-"""
 
 NAME = "\"%s{{ '%%02d' | format(item) }}\"" % PREFIX
 
@@ -89,28 +80,6 @@ def journal(url, since=0):
         return json.loads(response.read())
 
 
-def run_playbook(path, env, check_noop=True):
-    started = time.perf_counter()
-    done = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), path], env=env, capture_output=True, text=True,
-                          check=False)
-    elapsed = time.perf_counter() - started
-    if done.returncode != 0:
-        sys.exit("%s failed:\n%s\n%s" % (path, done.stdout[-3000:], done.stderr[-3000:]))
-    if check_noop and "changed=0" not in done.stdout:
-        sys.exit("%s was not a no-op:\n%s" % (path, done.stdout[-3000:]))
-    return elapsed
-
-
-def python_seconds(code, env, repeat=5):
-    """Median wall time of running ``code`` in a fresh interpreter (what a module pays at start)."""
-    times = []
-    for _attempt in range(repeat):
-        started = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code], env=env, check=True)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
 def api_seconds(kubeconfig, count):
     """Median time of the reads an idempotent task makes for one instance, in process (the library already imported)."""
     from ansible_collections.polyvirt.compute.plugins.module_utils._backends.hikube.backend import HikubeBackend  # pylint: disable=import-outside-toplevel
@@ -132,25 +101,16 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
-    collections = os.path.join(ROOT, ".build", "collections")
     work = tempfile.mkdtemp(prefix="polyvirt-bench-hikube-")
     kubeconfig = os.path.join(work, "kubeconfig")
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
-               ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_STDOUT_CALLBACK="default", NO_PROXY="127.0.0.1,localhost")
-    sys.path.insert(0, collections)
+    env = ansible_env(NO_PROXY="127.0.0.1,localhost")
+    sys.path.insert(0, COLLECTIONS)
     proc, url = start_emulator(kubeconfig)
     try:
         table = rows(kubeconfig)
-        playbooks = {}
-        for row, (module, module_args) in table.items():
-            path = os.path.join(work, "%s.yml" % module)
-            with open(path, "w", encoding="utf-8") as handle:
-                handle.write(PLAY.format(name=row, module=module, args=module_args, count=args.count))
-            playbooks[row] = path
-        setup = os.path.join(work, "setup.yml")
-        with open(setup, "w", encoding="utf-8") as handle:
-            handle.write(PLAY.format(name="create the instances", module="polyvirt.compute.instance", count=args.count,
-                                     args=table["polyvirt.compute.instance"][1] + "\n        image: ubuntu"))
+        playbooks = write_plays(work, table, args.count)
+        setup = write_plays(work, {"create the instances": ("polyvirt.compute.instance", table["polyvirt.compute.instance"][1] +
+                                                            "\n        image: ubuntu")}, args.count)["create the instances"]
         print("creating %d VMInstances on the emulator (not timed) ..." % args.count, flush=True)
         run_playbook(setup, env, check_noop=False)
 
@@ -174,11 +134,11 @@ def main():
                 "from ansible_collections.polyvirt.compute.plugins.module_utils import _module\n"
                 "from ansible_collections.polyvirt.compute.plugins.module_utils._reconcile import instance\n"
                 "from ansible_collections.polyvirt.compute.plugins.module_utils._backends.hikube import backend, client, instances",
-                dict(env, PYTHONPATH=collections)),
+                dict(env, PYTHONPATH=COLLECTIONS)),
             "+ connect (what the engine imports to talk)": python_seconds(
                 "import ansible.module_utils.basic\n"
                 "from ansible_collections.polyvirt.compute.plugins.module_utils._backends.hikube.client import KubeClient\n"
-                "KubeClient(kubeconfig=%r, namespace=%r)._connect()" % (kubeconfig, NAMESPACE), dict(env, PYTHONPATH=collections)),
+                "KubeClient(kubeconfig=%r, namespace=%r)._connect()" % (kubeconfig, NAMESPACE), dict(env, PYTHONPATH=COLLECTIONS)),
             "import kubernetes (kubernetes.core's)": python_seconds("import ansible.module_utils.basic\nimport kubernetes.dynamic", env),
             "one instance's reads": api_seconds(kubeconfig, args.count),
         }

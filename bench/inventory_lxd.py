@@ -20,9 +20,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from _harness import ansible_env, inventory  # bench/ is on sys.path when a script here runs
+
 PROJECT = "bench-inv"
 PREFIX = "bench-inv-"
 SOCKET = "unix:/var/lib/lxd/unix.socket"
@@ -58,33 +58,12 @@ def cleanup():
     lxc("project", "delete", PROJECT, check=False)
 
 
-def unwrap(value):
-    if isinstance(value, dict):
-        if set(value) == {"__ansible_unsafe"}:
-            return value["__ansible_unsafe"]
-        return dict((key, unwrap(item)) for key, item in value.items())
-    if isinstance(value, list):
-        return [unwrap(item) for item in value]
-    return value
-
-
-def inventory(path, env):
-    started = time.perf_counter()
-    done = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-inventory"), "-i", path, "--list"], env=env, capture_output=True,
-                          text=True, check=False)
-    elapsed = time.perf_counter() - started
-    if done.returncode != 0:
-        sys.exit("%s failed:\n%s" % (path, done.stderr[-3000:]))
-    return elapsed, unwrap(json.loads(done.stdout))
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    collections = os.path.join(ROOT, ".build", "collections")
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_INVENTORY_CACHE="false")
+    env = ansible_env(ANSIBLE_INVENTORY_CACHE="false")
     rows = {
         "polyvirt.compute.instances": ("bench.polyvirt.yml", {"plugin": "polyvirt.compute.instances", "sources": [
             {"backend": "lxd", "connection": {"url": SOCKET, "project": PROJECT}}]}),
@@ -103,7 +82,7 @@ def main():
             found = {}
             for round_number in range(args.rounds):
                 for row, path in paths.items():
-                    elapsed, listing = inventory(path, env)
+                    elapsed, listing = inventory(path, env)[:2]
                     hostvars = listing["_meta"]["hostvars"]
                     hosts = sorted(host for host in hostvars if host.startswith(PREFIX))
                     if hosts != names:

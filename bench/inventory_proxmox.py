@@ -27,7 +27,8 @@ import tempfile
 import time
 import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from _harness import ROOT, ansible_env, inventory  # bench/ is on sys.path when a script here runs
+
 TOKEN_ID, TOKEN_SECRET = "root@pam!polyvirt", "5e5e5e5e-0000-4000-8000-000000000001"
 
 
@@ -105,26 +106,6 @@ CARRIES = {
 }
 
 
-def unwrap(value):
-    if isinstance(value, dict):
-        if set(value) == {"__ansible_unsafe"}:
-            return value["__ansible_unsafe"]
-        return dict((key, unwrap(item)) for key, item in value.items())
-    if isinstance(value, list):
-        return [unwrap(item) for item in value]
-    return value
-
-
-def inventory(path, env):
-    started = time.perf_counter()
-    done = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-inventory"), "-i", path, "--list"], env=env, capture_output=True,
-                          text=True, check=False)
-    elapsed = time.perf_counter() - started
-    if done.returncode != 0:
-        sys.exit("%s failed:\n%s" % (path, done.stderr[-3000:]))
-    return elapsed, unwrap(json.loads(done.stdout)), done.stderr
-
-
 def carried(listing, row):
     family = CARRIES["polyvirt" if row.startswith("polyvirt") else "community"]
     hostvars = listing["_meta"]["hostvars"]
@@ -143,8 +124,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
 
-    collections = os.path.join(ROOT, ".build", "collections")
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_INVENTORY_CACHE="false")
+    env = ansible_env(ANSIBLE_INVENTORY_CACHE="false")
     for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
         env.pop(name, None)
     with tempfile.TemporaryDirectory(prefix="polyvirt-bench-inventory-") as work:

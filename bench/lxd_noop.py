@@ -15,26 +15,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from _harness import COLLECTIONS, ansible_env, python_seconds, run_playbook, write_plays  # bench/ is on sys.path when a script here runs
+
 PROJECT = "polyvirt"
 PREFIX = "bench-noop-"
-
-PLAY = """
-- hosts: localhost
-  gather_facts: false
-  tasks:
-    - name: {name}
-      {module}:
-{args}
-      loop: "{{{{ range(1, {count} + 1) | list }}}}"
-"""
 
 NAME = "        name: \"%s{{ '%%02d' | format(item) }}\"\n" % PREFIX
 ROWS = {
@@ -49,28 +39,6 @@ ROWS = {
         source: {type: image, alias: polyvirt/busybox}""" % PROJECT),
     "ansible.builtin.ping (floor)": ("ansible.builtin.ping", "        data: pong"),
 }
-
-
-def run_playbook(path, env):
-    started = time.perf_counter()
-    done = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), path], env=env, capture_output=True, text=True,
-                          check=False)
-    elapsed = time.perf_counter() - started
-    if done.returncode != 0:
-        sys.exit("%s failed:\n%s\n%s" % (path, done.stdout[-3000:], done.stderr[-3000:]))
-    if "changed=0" not in done.stdout:
-        sys.exit("%s was not a no-op:\n%s" % (path, done.stdout[-3000:]))
-    return elapsed
-
-
-def python_seconds(code, env, repeat=5):
-    """Median wall time of running ``code`` in a fresh interpreter (what a module pays at start)."""
-    times = []
-    for _attempt in range(repeat):
-        started = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code], env=env, check=True)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def api_seconds(count, runtime):
@@ -94,27 +62,14 @@ def main():
     parser.add_argument("--keep", action="store_true", help="keep the benchmark containers")
     args = parser.parse_args()
 
-    collections = os.path.join(ROOT, ".build", "collections")
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
-               ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_STDOUT_CALLBACK="default")
-    sys.path.insert(0, collections)
+    env = ansible_env()
+    sys.path.insert(0, COLLECTIONS)
     work = tempfile.mkdtemp(prefix="polyvirt-bench-")
-    playbooks = {}
-    for row, (module, module_args) in ROWS.items():
-        path = os.path.join(work, "%s.yml" % module)
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write(PLAY.format(name=row, module=module, args=module_args, count=args.count))
-        playbooks[row] = path
-
-    setup = os.path.join(work, "setup.yml")
-    with open(setup, "w", encoding="utf-8") as handle:
-        handle.write(PLAY.format(name="create the containers", module="polyvirt.compute.instance", count=args.count,
-                                 args=ROWS["polyvirt.compute.instance"][1] + "\n        image: polyvirt/busybox"))
+    playbooks = write_plays(work, ROWS, args.count)
+    setup = write_plays(work, {"create the containers": ("polyvirt.compute.instance", ROWS["polyvirt.compute.instance"][1] +
+                                                         "\n        image: polyvirt/busybox")}, args.count)["create the containers"]
     print("creating %d containers (not timed) ..." % args.count, flush=True)
-    created = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), setup], env=env, capture_output=True, text=True,
-                             check=False)
-    if created.returncode != 0:
-        sys.exit("creating the containers failed:\n%s\n%s" % (created.stdout[-3000:], created.stderr[-3000:]))
+    run_playbook(setup, env, check_noop=False)
 
     try:
         results = dict((row, []) for row in ROWS)
@@ -130,7 +85,7 @@ def main():
                 "from ansible_collections.polyvirt.compute.plugins.module_utils import _module\n"
                 "from ansible_collections.polyvirt.compute.plugins.module_utils._reconcile import instance\n"
                 "from ansible_collections.polyvirt.compute.plugins.module_utils._backends.lxd import backend, instances",
-                dict(env, PYTHONPATH=collections)),
+                dict(env, PYTHONPATH=COLLECTIONS)),
             "one LXD read (plain GET)": api_seconds(args.count, False),
             "one LXD read with runtime state (recursion=1)": api_seconds(args.count, True),
         }

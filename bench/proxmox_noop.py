@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import statistics
 import subprocess
@@ -26,19 +25,10 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from _harness import COLLECTIONS, ROOT, ansible_env, python_seconds, run_playbook, write_plays  # bench/ is on sys.path when a script here runs
+
 PREFIX = "bench-noop-"
 TOKEN_ID, TOKEN_SECRET = "root@pam!polyvirt", "5e5e5e5e-0000-4000-8000-000000000001"
-
-PLAY = """
-- hosts: localhost
-  gather_facts: false
-  tasks:
-    - name: {name}
-      {module}:
-{args}
-      loop: "{{{{ range(1, {count} + 1) | list }}}}"
-"""
 
 NAME = "        name: \"%s{{ '%%02d' | format(item) }}\"\n" % PREFIX
 
@@ -95,28 +85,6 @@ def next_mark(host, port):
     return entries[-1]["index"] + 1 if entries else 0
 
 
-def run_playbook(path, env):
-    started = time.perf_counter()
-    done = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), path], env=env, capture_output=True, text=True,
-                          check=False)
-    elapsed = time.perf_counter() - started
-    if done.returncode != 0:
-        sys.exit("%s failed:\n%s\n%s" % (path, done.stdout[-3000:], done.stderr[-3000:]))
-    if "changed=0" not in done.stdout:
-        sys.exit("%s was not a no-op:\n%s" % (path, done.stdout[-3000:]))
-    return elapsed
-
-
-def python_seconds(code, env, repeat=5):
-    """Median wall time of running ``code`` in a fresh interpreter (what a module pays at start)."""
-    times = []
-    for dummy in range(repeat):
-        started = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code], env=env, check=True)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
 def api_seconds(host, port, count):
     """Median time of finding one guest (cluster/resources + pending), in process, over a warm connection."""
     from ansible_collections.polyvirt.compute.plugins.module_utils._backends.proxmox.backend import ProxmoxBackend  # pylint: disable=import-outside-toplevel
@@ -138,29 +106,17 @@ def main():  # pylint: disable=too-many-locals,too-many-statements
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
-    collections = os.path.join(ROOT, ".build", "collections")
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
-               ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_STDOUT_CALLBACK="default", PYTHONWARNINGS="ignore")
-    sys.path.insert(0, collections)
+    env = ansible_env(PYTHONWARNINGS="ignore")
+    sys.path.insert(0, COLLECTIONS)
     sim, host, port = start_simulator()
     try:
         work = tempfile.mkdtemp(prefix="polyvirt-bench-")
         table = rows(host, port)
-        playbooks = {}
-        for row, (module, module_args) in table.items():
-            path = os.path.join(work, "%s.yml" % module)
-            with open(path, "w", encoding="utf-8") as handle:
-                handle.write(PLAY.format(name=row, module=module, args=module_args, count=args.count))
-            playbooks[row] = path
-        setup = os.path.join(work, "setup.yml")
-        with open(setup, "w", encoding="utf-8") as handle:
-            handle.write(PLAY.format(name="create the guests", module="polyvirt.compute.instance", count=args.count,
-                                     args=table["polyvirt.compute.instance"][1] + "\n        image: debian-12-cloud"))
+        playbooks = write_plays(work, table, args.count)
+        setup = write_plays(work, {"create the guests": ("polyvirt.compute.instance", table["polyvirt.compute.instance"][1] +
+                                                         "\n        image: debian-12-cloud")}, args.count)["create the guests"]
         print("creating %d QEMU VMs on the simulator (not timed) ..." % args.count, flush=True)
-        created = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), setup], env=env, capture_output=True, text=True,
-                                 check=False)
-        if created.returncode != 0:
-            sys.exit("creating the guests failed:\n%s\n%s" % (created.stdout[-3000:], created.stderr[-3000:]))
+        run_playbook(setup, env, check_noop=False)
 
         results = dict((row, []) for row in table)
         calls = {}
@@ -180,7 +136,7 @@ def main():  # pylint: disable=too-many-locals,too-many-statements
                 "from ansible_collections.polyvirt.compute.plugins.module_utils._reconcile import instance\n"
                 "from ansible_collections.polyvirt.compute.plugins.module_utils._backends.proxmox import backend, instances, client\n"
                 "import proxmoxer, requests",
-                dict(env, PYTHONPATH=collections)),
+                dict(env, PYTHONPATH=COLLECTIONS)),
             "import proxmoxer + requests": python_seconds("import proxmoxer, requests", env),
             "find one guest (2 reads)": api_seconds(host, port, args.count),
         }
