@@ -29,14 +29,11 @@ with those prefixes. A login (POST auth/login/) changes nothing on CloudCIX: it 
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import sys
 import time
 
 import requests
-import yaml
+from _cli import main  # the probes' shared command line; this folder is on sys.path when a probe runs
 
 MUTATING = ("POST", "PUT", "PATCH", "DELETE")
 PROBE_PREFIXES = ("/compute/v5.0/", "/membership/")
@@ -245,7 +242,7 @@ class Probe:
         except (OSError, ValueError):
             return 0
 
-    def mark(self):
+    def journal_mark(self):
         """The index the next request will get: found from the previous mark, so the whole journal is not read each time."""
         entries = self._journal(self._last_mark())
         mark = entries[-1]["index"] + 1 if entries else self._last_mark()
@@ -255,7 +252,7 @@ class Probe:
         return mark
 
     def journal_start(self):
-        return {"mark": self.mark()}
+        return {"mark": self.journal_mark()}
 
     def journal_stop(self):
         return {"stopped": None}
@@ -267,7 +264,7 @@ class Probe:
             "entries": [{"index": e["index"], "method": e["method"], "path": e["path"], "status": e["status"]} for e in entries],
             "reads": sum(1 for entry in entries if entry["method"] in ("GET", "HEAD")) + len(login),
             "writes": sum(1 for entry in entries if entry["method"] in MUTATING) - len(login),
-            "mark": self.mark(),
+            "mark": self.journal_mark(),
         }
 
 
@@ -276,31 +273,5 @@ def served(volume):
     return [ref["id"] for ref in volume.get("contra_instances") or []]
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True, help="the generated integration_config.yml")
-    parser.add_argument("--state", required=True, help="a directory for the journal mark")
-    parser.add_argument("command")
-    parser.add_argument("args", nargs="*")
-    opts = parser.parse_args()
-    with open(opts.config) as handle:
-        probe = Probe(yaml.safe_load(handle), opts.state)
-    command, args = opts.command, opts.args
-    if command == "exec":
-        raise SystemExit("CloudCIX has no guest exec (guest_exec: false)")
-    if command == "session":
-        result = getattr(probe, "session_" + args[0])()
-    elif command == "journal":
-        action = args[0]
-        if action == "mark":
-            print(probe.mark())
-            return
-        result = probe.journal_since(int(args[1])) if action == "since" else getattr(probe, "journal_" + action)()
-    else:
-        result = getattr(probe, command)(*args)
-    json.dump(result, sys.stdout, sort_keys=True)
-    print()
-
-
 if __name__ == "__main__":
-    main()
+    main(Probe, __doc__, "cloudcix")

@@ -22,14 +22,12 @@ records which token asked, so `journal since` leaves the probe's own requests ou
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
-import sys
 import time
 import urllib.request
 
-import yaml
+from _cli import main  # the probes' shared command line; this folder is on sys.path when a probe runs
 from kubernetes import client as kclient
 
 MUTATING = ("POST", "PUT", "PATCH", "DELETE")
@@ -192,7 +190,7 @@ class Probe:
         return {}
 
     def journal_start(self):
-        return {"mark": self.mark()}
+        return {"mark": self.journal_mark()}
 
     def journal_stop(self):
         return {"stopped": None}
@@ -202,7 +200,7 @@ class Probe:
         with opener.open("%s/_sim/requests?since=%d" % (self.url, since), timeout=30) as response:
             return json.loads(response.read())
 
-    def mark(self):
+    def journal_mark(self):
         entries = self._journal()
         return entries[-1]["index"] + 1 if entries else 0
 
@@ -236,31 +234,5 @@ def gib(text):
     return int(value) if value.is_integer() else value
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True, help="the generated integration_config.yml")
-    parser.add_argument("--state", required=True, help="a directory for the probe (unused: the emulator keeps the journal)")
-    parser.add_argument("command")
-    parser.add_argument("args", nargs="*")
-    opts = parser.parse_args()
-    with open(opts.config) as f:
-        probe = Probe(yaml.safe_load(f))
-    command, args = opts.command, opts.args
-    if command == "exec":
-        raise SystemExit("the hikube backend has no guest exec (guest_exec: false)")
-    if command == "session":
-        result = getattr(probe, "session_" + args[0])()
-    elif command == "journal":
-        action = args[0]
-        if action == "mark":
-            print(probe.mark())
-            return
-        result = probe.journal_since(int(args[1])) if action == "since" else getattr(probe, "journal_" + action)()
-    else:
-        result = getattr(probe, command)(*args)
-    json.dump(result, sys.stdout, sort_keys=True)
-    print()
-
-
 if __name__ == "__main__":
-    main()
+    main(lambda config, state: Probe(config), __doc__, "hikube")

@@ -16,7 +16,6 @@ The journal is the emulator's (GET /_sim/requests?since=N). A script run is one 
 
 from __future__ import annotations
 
-import argparse
 import base64
 import io
 import json
@@ -25,7 +24,7 @@ import sys
 import urllib.request
 
 import winrm
-import yaml
+from _cli import main  # the probes' shared command line; this folder is on sys.path when a probe runs
 
 TREE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 sys.path.insert(0, TREE)
@@ -228,6 +227,14 @@ class Probe:
     def _last_file(self):
         return os.path.join(self.state_dir, "journal.next")
 
+    @staticmethod
+    def journal_start():
+        return {"journal": "start"}  # the emulator keeps its journal all the time
+
+    @staticmethod
+    def journal_stop():
+        return {"journal": "stop"}
+
     def journal_mark(self):
         os.makedirs(self.state_dir, exist_ok=True)
         try:
@@ -260,35 +267,5 @@ def mac(value):
     return ":".join(raw[i:i + 2] for i in range(0, len(raw), 2)) or None
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--config", required=True)
-    parser.add_argument("--state", required=True)
-    parser.add_argument("command")
-    parser.add_argument("args", nargs="*")
-    opts = parser.parse_args()
-    with open(opts.config) as f:
-        probe = Probe(yaml.safe_load(f), opts.state)
-    command, args = opts.command, opts.args
-    try:
-        if command in ("session", "journal"):
-            sub = args[0]
-            if command == "journal" and sub in ("start", "stop"):
-                result = {"journal": sub}  # the emulator keeps its journal all the time
-            elif command == "journal" and sub == "mark":
-                print(probe.journal_mark())
-                return 0
-            elif command == "journal" and sub == "since":
-                result = probe.journal_since(int(args[1]))
-            else:
-                result = getattr(probe, "session_" + sub)()
-        else:
-            result = getattr(probe, command)(*args)
-    finally:
-        probe.close()
-    print(json.dumps(result))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    main(Probe, __doc__, "hyperv")

@@ -31,7 +31,6 @@ LXD logs that certificate's fingerprint as the request's username, and the journ
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import hashlib
 import http.client
@@ -42,11 +41,10 @@ import signal
 import socket
 import ssl
 import subprocess
-import sys
 import time
 import uuid
 
-import yaml
+from _cli import main  # the probes' shared command line; this folder is on sys.path when a probe runs
 
 MUTATING = ("POST", "PUT", "PATCH", "DELETE")
 STATES = {"Running": "running", "Stopped": "stopped", "Frozen": "paused"}
@@ -207,7 +205,7 @@ class Probe:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit("lxc monitor did not connect (exit status %s)" % proc.poll())
             time.sleep(0.01)  # polls for the greeting; the deadline above bounds it
-        return {"mark": self.sentinel(proc)}
+        return {"mark": self.journal_mark(proc)}
 
     def journal_stop(self):
         log, pidfile = self._journal_files()
@@ -227,7 +225,7 @@ class Probe:
         return {"stopped": pid if ours else None}
 
     def journal_since(self, mark):
-        end = self.sentinel()
+        end = self.journal_mark()
         identity = self.identity()
         # Kept: what our client certificate asked. Left out otherwise: the sentinels, event listeners
         # (ours), and LXD's calls into itself (/internal/, the container start hooks).
@@ -261,7 +259,7 @@ class Probe:
                                 "path": ctx.get("url", ""), "user": ctx.get("username")})
         return records
 
-    def sentinel(self, proc=None):
+    def journal_mark(self, proc=None):
         """Sends a request LXD will log and waits until its record is in the file; returns its timestamp."""
         log, pidfile = self._journal_files()
         if proc is None and not os.path.exists(pidfile):
@@ -356,32 +354,5 @@ def timestamp_ns(text):
     return int(whole.timestamp()) * 10**9 + int((match.group(2) or "0").ljust(9, "0")[:9])
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True, help="the generated integration_config.yml")
-    parser.add_argument("--state", required=True, help="a directory for the journal")
-    parser.add_argument("command")
-    parser.add_argument("args", nargs="*")
-    opts = parser.parse_args()
-    with open(opts.config) as f:
-        probe = Probe(yaml.safe_load(f), opts.state)
-    command, args = opts.command, opts.args
-    if command == "exec":
-        sys.stdout.write(probe.exec(args[0], args[1]))
-        return
-    if command == "session":
-        result = getattr(probe, "session_" + args[0])()
-    elif command == "journal":
-        action = args[0]
-        if action == "mark":
-            print(probe.sentinel())
-            return
-        result = probe.journal_since(int(args[1])) if action == "since" else getattr(probe, "journal_" + action)()
-    else:
-        result = getattr(probe, command)(*args)
-    json.dump(result, sys.stdout, sort_keys=True)
-    print()
-
-
 if __name__ == "__main__":
-    main()
+    main(Probe, __doc__, "lxd")

@@ -24,17 +24,14 @@ A password login (POST /access/ticket) is neither a read nor a write of guests: 
 
 from __future__ import annotations
 
-import argparse
 import datetime
-import json
 import os
 import re
-import sys
 import time
 import warnings
 
 import requests
-import yaml
+from _cli import main  # the probes' shared command line; this folder is on sys.path when a probe runs
 from proxmoxer import ProxmoxAPI
 
 MUTATING = ("POST", "PUT", "PATCH", "DELETE")
@@ -301,32 +298,5 @@ def iso(epoch):
     return datetime.datetime.fromtimestamp(int(epoch), datetime.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True, help="the generated integration_config.yml")
-    parser.add_argument("--state", required=True, help="a directory for the journal mark")
-    parser.add_argument("command")
-    parser.add_argument("args", nargs="*")
-    opts = parser.parse_args()
-    with open(opts.config) as handle:
-        probe = Probe(yaml.safe_load(handle), opts.state)
-    command, args = opts.command, opts.args
-    if command == "exec":
-        sys.stdout.write(probe.exec(args[0], args[1]))
-        return
-    if command == "session":
-        result = getattr(probe, "session_" + args[0])()
-    elif command == "journal":
-        action = args[0]
-        if action == "mark":
-            print(probe.journal_mark())
-            return
-        result = probe.journal_since(int(args[1])) if action == "since" else getattr(probe, "journal_" + action)()
-    else:
-        result = getattr(probe, command)(*args)
-    json.dump(result, sys.stdout, sort_keys=True)
-    print()
-
-
 if __name__ == "__main__":
-    main()
+    main(Probe, __doc__, "proxmox")

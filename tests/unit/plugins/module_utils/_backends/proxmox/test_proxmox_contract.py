@@ -31,6 +31,8 @@ class ProxmoxCase:
     storage = "local-lvm"
     image = "debian-12-cloud"
     as_it_is = {"cpus": 2, "memory": "512MiB", "tags": ["b", "a"], "networks": [{"name": "vmbr0"}]}
+    tags_hold_commas = False  # pve-tag: the table's "x,y" is refused, "x-y" made instead
+    disk_slots = True  # a disk is a slot of one guest, no free disks: test_proxmox_disks.py runs the verbs on slots
 
     @staticmethod
     def connect():
@@ -39,23 +41,12 @@ class ProxmoxCase:
         return backend, fake
 
 
-# Tests of the table this driver cannot pass as written, with the reason.
-MISSING = {
-    "test_create_update_power_and_delete": "the table creates with the tag 'x,y'; PVE tags (pve-tag) cannot hold a comma, so the driver refuses it "
-                                           "before any change instead of storing something else",
-    "test_disk_verbs": "the table makes a free disk (no instance); a PVE volume belongs to one guest, so a Proxmox disk is a slot of an instance and "
-                       "one without instance is refused before any change (test_proxmox_disks.py runs the same verbs on slots)",
-}
-
-
 def _rebind(function):
     """``function`` without its ``case`` parametrisation (the table's CASES), parametrised with ProxmoxCase instead."""
     copy = types.FunctionType(function.__code__, function.__globals__, function.__name__, function.__defaults__, function.__closure__)
     marks = [mark for mark in getattr(function, "pytestmark", []) if not (mark.name == "parametrize" and mark.args[0] == "case")]
     copy.pytestmark = marks
     copy = pytest.mark.parametrize("case", [pytest.param(ProxmoxCase(), id="proxmox")])(copy)
-    if function.__name__ in MISSING:
-        copy = pytest.mark.xfail(reason=MISSING[function.__name__], strict=True)(copy)
     return copy
 
 
