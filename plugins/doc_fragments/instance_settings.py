@@ -106,7 +106,8 @@ options:
       - What to do when a requested change to a running instance takes effect only after a restart, or can be made
         only while the instance is stopped.
       - V(true) restarts the instance after the change (or stops it, applies the change and starts it again) and says
-        so in RV(actions).
+        so in RV(actions). It also restarts an instance whose platform shows changes an earlier task left waiting for a
+        restart (Proxmox VE C([PENDING]) values), so that they take effect.
       - V(false) applies a change the platform can hold until the next restart and returns RV(restart_required=true)
         with a warning; a change the platform refuses while the instance runs fails before anything changes, naming the
         setting and this option.

@@ -254,6 +254,10 @@ class InstanceReconciler(Reconciler):
         changes = self._changes(spec)
         self.restart_required = bool(self.instance.get("restart_required"))
         if not changes:
+            if self.restart_required and spec["allow_restart"] and self.instance["state"] in ("running", "paused") and \
+                    spec["state"] not in ("stopped", "restarted"):
+                # An earlier task stored changes that wait for a restart; allow_restart lets this one apply them.
+                self._power_action("restart", spec["force"], " (so that the changes waiting for its restart take effect)")
             return
         with self._context("update"):
             self.instances.check_update(self.instance, changes)

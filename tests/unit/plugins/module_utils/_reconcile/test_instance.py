@@ -251,6 +251,24 @@ def test_an_on_restart_change_to_a_stopped_instance_is_simply_applied():
     assert result["restart_required"] is False
 
 
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_allow_restart_applies_a_change_an_earlier_task_left_waiting(check_mode):
+    backend = fake_backend([dict(RUNNING, pending={"cpus": 2})], effects={"cpus": ON_RESTART})
+    result = run(backend, cpus=2, allow_restart=True, check_mode=check_mode)
+    assert result["changed"] is True
+    assert result["actions"] == ["restart instance web (so that the changes waiting for its restart take effect)"]
+    assert backend.calls == ([] if check_mode else [("instances.power", "web", "restart")])
+    if not check_mode:
+        assert result["restart_required"] is False
+        assert run(backend, cpus=2, allow_restart=True)["changed"] is False
+
+
+def test_without_allow_restart_a_waiting_change_is_only_reported():
+    backend = fake_backend([dict(RUNNING, pending={"cpus": 2})], effects={"cpus": ON_RESTART})
+    result = run(backend, cpus=2)
+    assert result["changed"] is False and result["restart_required"] is True and backend.calls == []
+
+
 def test_a_restart_clears_restart_required():
     backend = fake_backend([dict(RUNNING, pending={"cpus": 2})], effects={"cpus": ON_RESTART})
     result = run(backend, cpus=2, state="restarted")
