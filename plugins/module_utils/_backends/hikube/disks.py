@@ -40,6 +40,7 @@ def quantity(size_bytes):
 
 class HikubeDisks(Disks):
     found_by_name_alone = True  # VMDisks are named in the tenant namespace, whatever their storage class
+
     def __init__(self, backend):
         super().__init__(backend)
         self.client = backend.client
