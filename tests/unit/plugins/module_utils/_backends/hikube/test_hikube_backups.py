@@ -126,3 +126,17 @@ def test_a_bad_backup_name_is_refused_before_any_request(sim):
     with pytest.raises(InvalidInput) as caught:
         backup(sim, name="Nightly_1")
     assert "name 'Nightly_1' is not a valid Hikube backup name" in caught.value.message
+
+
+def test_a_cluster_without_the_backups_api_has_none_and_refuses_to_make_one():
+    # Before Cozystack 0.40: backups.cozystack.io is not served (404 on its paths).
+    emulator = Emulator("--fault", "error:verb=list,resource=backups,code=404", "--fault", "error:verb=list,resource=backupclasses,code=404")
+    try:
+        seed_instance(emulator, "web1")
+        assert list_backups(HikubeBackend(emulator.settings()), "web1") == []
+        with pytest.raises(Unsupported) as caught:
+            backup(emulator, name="bk1")
+        assert "it does not serve backups.cozystack.io" in caught.value.message
+        assert caught.value.result["changed"] is False
+    finally:
+        emulator.stop()
