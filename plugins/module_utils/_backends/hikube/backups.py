@@ -67,8 +67,10 @@ class HikubeBackups(Backups):
             return  # a cluster that hides its classes from tenants: the job reports an unknown one
         names = sorted(item["metadata"]["name"] for item in listing.get("items") or [])
         if wanted not in names:
-            option = "backend_options.backup_class" if spec["backend_options"].get("backup_class") else "the default backup class"
-            raise InvalidInput("%s %r is not a BackupClass of this cluster (available: %s)" % (option, wanted, ", ".join(names) or "none"))
+            given = bool(spec["backend_options"].get("backup_class"))
+            raise InvalidInput("%s %r is not a BackupClass of this cluster (available: %s)%s" % (
+                "backend_options.backup_class" if given else "the default backup class", wanted, ", ".join(names) or "none",
+                "" if given else "; choose one with backend_options.backup_class"))
 
     @staticmethod
     def _backup_class(spec):
