@@ -127,7 +127,9 @@ class Probe:
             "networks": networks,
             "disks": [{"name": disk, "path": self._device(name, disk)} for disk in disks[1:]],
             "snapshots": [{"name": item["metadata"]["name"], "stateful": False, "created_at": item["metadata"].get("creationTimestamp")} for item in snapshots],
-            "backups": [{"name": item["metadata"]["name"], "created_at": item["metadata"].get("creationTimestamp")} for item in backups],
+            # The driver names backup B of instance N's BackupJob (and so its Backup) N-B: the name a module shows is B.
+            "backups": [{"name": backup_name(name, item["metadata"]["name"]), "created_at": item["metadata"].get("creationTimestamp")}
+                        for item in backups],
         }
 
     def instances(self, prefix):
@@ -232,6 +234,11 @@ class Probe:
             "writes": sum(1 for e in entries if e["method"] in MUTATING),
             "mark": entries[-1]["index"] + 1 if entries else mark,
         }
+
+
+def backup_name(instance, native):
+    prefix = instance + "-"
+    return native[len(prefix):] if native.startswith(prefix) and len(native) > len(prefix) else native
 
 
 def read_tags(annotations, labels):

@@ -35,7 +35,7 @@ class HikubeBackend(Backend):
         "clone": "a VMDisk `source.disk` copy of each disk (CDI: the source must be stopped), then a `VMInstance` on the copies",
         "clone.linked": "CDI copies whole disks",
         "clone.target": "one tenant namespace",
-        "backup": "a `BackupJob` (backups.cozystack.io) named after the backup, whose `Backup` is kept by the platform "
+        "backup": "a `BackupJob` (backups.cozystack.io) `<instance>-<name>`, whose `Backup` is kept by the platform "
                   "(Velero, S3); `backend_options.backup_class` (default `cozy-default`)",
         "backup.restore": "a `RestoreJob` in place: the platform halts the VM and restores it; the power state is put back",
         "backup.delete": "tenants may read `Backup`s but not delete them (the platform expires them)",

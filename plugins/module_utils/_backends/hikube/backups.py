@@ -3,8 +3,10 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Hikube backups through Cozystack's ``backups.cozystack.io`` API, as far as a tenant may use it.
 
-A backup is made by a ``BackupJob`` named after it (its ``applicationRef`` the VMInstance), whose controller
-makes the ``Backup`` its ``status.backupRef`` names; a restore is a ``RestoreJob`` naming that Backup.
+A backup B of instance I is made by a ``BackupJob`` named ``I-B`` (backup names are per instance, as on the
+other backends, while Kubernetes names are per namespace), whose controller makes the ``Backup`` its
+``status.backupRef`` names; a backup's name is that Backup's without the ``I-`` prefix. A restore is a
+``RestoreJob`` naming the Backup.
 Tenants may create and delete jobs but only read Backups, so a backup cannot be deleted here; and the
 platform refuses a restore under another name in the same namespace, so restores are in place only.
 """
@@ -24,11 +26,21 @@ BACKUPS = "/apis/backups.cozystack.io/v1alpha1"
 API_VERSION = "backups.cozystack.io/v1alpha1"
 DEFAULT_CLASS = "cozy-default"  # Cozystack's default BackupClass since v1.5.0
 OPTION_TYPES = {"backup_class": str}
-# Velero names its backup <namespace>-<name> and labels objects with it: keep names to DNS-1123 labels.
+# Velero names its backup <namespace>-<job> and labels objects with it: keep job names to DNS-1123 labels.
 NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-NAME_MAX = 63
+JOB_NAME_MAX = 63
 APP_GROUP = "apps.cozystack.io"
 APP_KIND = "VMInstance"
+
+
+def job_name(instance_name, name):
+    return "%s-%s" % (instance_name, name)
+
+
+def backup_name(instance_name, native_name):
+    """The backup's name as the modules show it: the Backup's without the ``<instance>-`` of its job (one made elsewhere keeps its own)."""
+    prefix = instance_name + "-"
+    return native_name[len(prefix):] if native_name.startswith(prefix) and len(native_name) > len(prefix) else native_name
 
 
 def _phase(job):
@@ -50,9 +62,10 @@ class HikubeBackups(Backups):
             if not isinstance(value, OPTION_TYPES[key]) or not value:
                 raise InvalidInput("backend_options.%s must be a non-empty %s, got %r" % (key, OPTION_TYPES[key].__name__, value))
         name = spec.get("name")
-        if name is not None and (not NAME.match(name) or len(name) > NAME_MAX):
-            raise InvalidInput("name %r is not a valid Hikube backup name: it names a BackupJob (lower-case letters, digits and hyphens, "
-                               "starting and ending with a letter or digit, at most %d characters)" % (name, NAME_MAX))
+        if name is not None and (not NAME.match(name) or len(job_name(spec["instance"], name)) > JOB_NAME_MAX):
+            raise InvalidInput("name %r is not a valid Hikube backup name: the BackupJob <instance>-<name> it makes takes lower-case "
+                               "letters, digits and hyphens, starting and ending with a letter or digit, at most %d characters "
+                               "(here %d for the name)" % (name, JOB_NAME_MAX, JOB_NAME_MAX - len(spec["instance"]) - 1))
 
     def check_create(self, instance, spec):
         """The BackupClass must be one the cluster lists (a job naming another would only fail later)."""
@@ -79,7 +92,7 @@ class HikubeBackups(Backups):
     def describe(self, instance_name, native):
         meta = native.get("metadata") or {}
         spec = native.get("spec") or {}
-        return backup_result(meta.get("name"), instance_name, self.backend.name, id=meta.get("uid") or meta.get("name"),
+        return backup_result(backup_name(instance_name, meta.get("name")), instance_name, self.backend.name, id=meta.get("uid") or meta.get("name"),
                              created_at=spec.get("takenAt") or meta.get("creationTimestamp"), backend_data=native)
 
     def list(self, instance):
@@ -96,15 +109,15 @@ class HikubeBackups(Backups):
 
     def create(self, instance, spec, deadline):
         instance_name = instance["name"]
-        name = spec.get("name") or "%s-%s" % (instance_name, datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d%H%M%S"))
+        name = job_name(instance_name, spec.get("name") or "backup-" + datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d%H%M%S"))
         body = {"apiVersion": API_VERSION, "kind": "BackupJob", "metadata": {"name": name, "labels": {"polyvirt.io/instance": instance_name}},
                 "spec": {"backupClassName": self._backup_class(spec), "applicationRef": {"apiGroup": APP_GROUP, "kind": APP_KIND, "name": instance_name}}}
         try:
             self.client.create(self._path("backupjobs"), body, timeout=deadline.remaining())
         except KubeExists:
-            raise Conflict("a BackupJob named %s exists already in namespace %s (a backup of another instance, or one still running); "
+            raise Conflict("a BackupJob named %s exists already in namespace %s (one still running, or one whose Backup has expired); "
                            "choose another name" % (name, self.client.namespace))
-        job = self._wait_job("backupjobs", name, deadline, "backup %s of instance %s" % (name, instance_name))
+        job = self._wait_job("backupjobs", name, deadline, "the BackupJob %s" % name)
         if _phase(job) == "Failed":
             # Nothing half-made: the failed job goes, so the same name can be tried again.
             self.client.delete(self._path("backupjobs", name), timeout=deadline.remaining())
@@ -132,12 +145,13 @@ class HikubeBackups(Backups):
         instances = self.backend.instances
         was_running = wants_running((instance["_native"] or {}).get("spec") or {})
         # In place: no targetApplicationRef. The platform halts the VM, restores its volumes and release, keeps its IP and MAC.
-        body = {"apiVersion": API_VERSION, "kind": "RestoreJob", "metadata": {"generateName": backup["name"][:50] + "-restore-",
+        native_name = backup["backend_data"]["metadata"]["name"]
+        body = {"apiVersion": API_VERSION, "kind": "RestoreJob", "metadata": {"generateName": native_name[:50] + "-restore-",
                                                                               "labels": {"polyvirt.io/instance": target}},
-                "spec": {"backupRef": {"name": backup["name"]}}}
+                "spec": {"backupRef": {"name": native_name}}}
         made = self.client.create(self._path("restorejobs"), body, timeout=deadline.remaining())
         name = made["metadata"]["name"]
-        job = self._wait_job("restorejobs", name, deadline, "the restore of instance %s from backup %s" % (target, backup["name"]))
+        job = self._wait_job("restorejobs", name, deadline, "the RestoreJob %s of instance %s" % (name, target))
         if _phase(job) == "Failed":
             self.client.delete(self._path("restorejobs", name), timeout=deadline.remaining())
             raise OperationFailed("the RestoreJob %s failed: %s" % (name, (job.get("status") or {}).get("message") or "no message"))

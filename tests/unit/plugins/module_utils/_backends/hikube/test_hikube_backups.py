@@ -53,11 +53,11 @@ def job_names(sim, plural="backupjobs"):
 def test_create_list_and_idempotent(sim):
     check, transport = backup(sim, check_mode=True, name="bk1")
     assert check["changed"] and check["actions"] == ["create backup bk1 of instance web1"] and transport.mutating() == []
-    assert "bk1" not in job_names(sim)
+    assert "web1-bk1" not in job_names(sim)
     made, transport = backup(sim, name="bk1")
     assert made["changed"] and made["backup"]["name"] == "bk1" and made["backup"]["created_at"]
     assert [request[:2] for request in transport.mutating()] == [("POST", backups("backupjobs"))]
-    job = sim.admin("GET", backups("backupjobs", "bk1"))
+    job = sim.admin("GET", backups("backupjobs", "web1-bk1"))  # backup names are per instance; Kubernetes names per namespace
     assert job["spec"] == {"backupClassName": "cozy-default", "applicationRef": {"apiGroup": "apps.cozystack.io", "kind": "VMInstance", "name": "web1"}}
     again, transport = backup(sim, name="bk1")
     assert not again["changed"] and transport.mutating() == []
@@ -72,8 +72,8 @@ def test_create_list_and_idempotent(sim):
 def test_a_failed_job_is_deleted_and_its_message_reported(sim):
     with pytest.raises(OperationFailed) as caught:
         backup(sim, instance=FAILING, name="fb1")
-    assert "the BackupJob fb1 failed (it was deleted again): velero: snapshot of volume system timed out" in caught.value.message
-    assert "fb1" not in job_names(sim)  # nothing half-made
+    assert "the BackupJob %s-fb1 failed (it was deleted again): velero: snapshot of volume system timed out" % FAILING in caught.value.message
+    assert FAILING + "-fb1" not in job_names(sim)  # nothing half-made
     assert not [item for item in sim.admin("GET", backups("backups"))["items"] if item["spec"]["applicationRef"]["name"] == FAILING]
 
 
@@ -82,7 +82,7 @@ def test_an_unknown_backup_class_is_refused_before_any_change(sim, check_mode):
     with pytest.raises(InvalidInput) as caught:
         backup(sim, check_mode=check_mode, name="bk9", backend_options={"backup_class": "gold"})
     assert "backend_options.backup_class 'gold' is not a BackupClass of this cluster (available: cozy-default)" in caught.value.message
-    assert "bk9" not in job_names(sim)
+    assert "web1-bk9" not in job_names(sim)
     with pytest.raises(InvalidInput) as caught:
         backup(sim, check_mode=check_mode, name="bk9", backend_options={"class": "gold"})
     assert "backend_options.class is not a Hikube backup option (use backup_class)" in caught.value.message
@@ -112,8 +112,8 @@ def test_restore_in_place_keeps_the_power_state(sim):
     assert restored["instance"]["state"] == "running" and restored["instance"]["cpus"] == 2
     posts = [request[1] for request in transport.mutating() if request[0] == "POST"]
     assert posts == [backups("restorejobs")]
-    jobs = [item for item in sim.admin("GET", backups("restorejobs"))["items"] if item["spec"]["backupRef"]["name"] == "bk1"]
-    assert [job["spec"] for job in jobs] == [{"backupRef": {"name": "bk1"}}]  # no targetApplicationRef: in place
+    jobs = [item for item in sim.admin("GET", backups("restorejobs"))["items"] if item["spec"]["backupRef"]["name"] == "web1-bk1"]
+    assert [job["spec"] for job in jobs] == [{"backupRef": {"name": "web1-bk1"}}]  # no targetApplicationRef: in place
     # a stopped instance stays stopped, though its backup was taken while it ran
     sim.admin("PATCH", apps("vminstances", "web1"), {"spec": {"runStrategy": "Halted"}}, content_type="application/merge-patch+json")
     stopped, transport = backup(sim, name="bk1", state="restored")
@@ -126,6 +126,16 @@ def test_a_bad_backup_name_is_refused_before_any_request(sim):
     with pytest.raises(InvalidInput) as caught:
         backup(sim, name="Nightly_1")
     assert "name 'Nightly_1' is not a valid Hikube backup name" in caught.value.message
+    with pytest.raises(InvalidInput) as caught:
+        backup(sim, name="x" * 59)  # web1-xxx... would be 64 characters
+    assert "at most 63 characters (here 58 for the name)" in caught.value.message
+
+
+def test_two_instances_may_have_backups_of_the_same_name(sim):
+    first, transport = backup(sim, instance="web1", name="final")
+    second, transport = backup(sim, instance="other1", name="final")
+    assert first["backup"]["name"] == second["backup"]["name"] == "final"
+    assert second["backups"][-1]["instance"] == "other1" and {"web1-final", "other1-final"} <= set(job_names(sim))
 
 
 def test_a_cluster_without_the_backups_api_has_none_and_refuses_to_make_one():
