@@ -1184,6 +1184,9 @@ class Controller:
                 status.update({"phase": "Running", "startedAt": now_rfc3339()})
                 self.set_status(K_RJOB, job, status)
             return None
+        fault = self.fault("restore-fail", "app", target.get("name", ""))
+        if fault is not None:  # before anything is restored: the application stays as it was
+            return failed(fault.args.get("message", "velero restore of %s failed: injected fault" % target.get("name")))
         captured = json.loads((backup["metadata"].get("annotations") or {}).get(CAPTURED, "{}"))
         if existing is None:
             app = _obj("apps.cozystack.io/v1alpha1", target.get("kind"), target.get("name"), ns=target_ns)

@@ -154,7 +154,7 @@ class HikubeBackups(Backups):
         job = self._wait_job("restorejobs", name, deadline, "the RestoreJob %s of instance %s" % (name, target))
         if _phase(job) == "Failed":
             self.client.delete(self._path("restorejobs", name), timeout=deadline.remaining())
-            raise OperationFailed("the RestoreJob %s failed: %s" % (name, (job.get("status") or {}).get("message") or "no message"))
+            raise OperationFailed("the RestoreJob %s failed (it was deleted again): %s" % (name, (job.get("status") or {}).get("message") or "no message"))
         restored = instances.get(target)
         if restored is None:
             raise OperationFailed("instance %s is gone after its RestoreJob %s succeeded" % (target, name))

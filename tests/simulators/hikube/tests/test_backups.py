@@ -17,8 +17,9 @@ BACKUPS = "backups.cozystack.io/v1alpha1"
 
 @pytest.fixture(scope="module")
 def tenant(sims):
-    """Tenant RBAC (the default), the backup-fail fault for applications named fail-*."""
-    return sims("--time-scale", "0", "--fault", "backup-fail:app=fail-vm,message=velero: upload of volume system failed").dynamic()
+    """Tenant RBAC (the default), the backup-fail and restore-fail faults for fail-vm and fail-restore."""
+    return sims("--time-scale", "0", "--fault", "backup-fail:app=fail-vm,message=velero: upload of volume system failed",
+                "--fault", "restore-fail:app=fail-restore,message=velero: restore partially failed").dynamic()
 
 
 def job(dyn, name, app, backup_class="cozy-default"):
@@ -59,3 +60,15 @@ def test_a_failed_job_keeps_its_message_and_makes_no_backup(tenant):
     make_vm(tenant, vm, {"instanceType": "u1.medium"})
     unknown = job(tenant, unique("fc"), vm, backup_class="gold")
     assert unknown["status"]["phase"] == "Failed" and unknown["status"]["message"] == 'BackupClass "gold" not found'
+
+
+def test_a_failed_restore_job_keeps_its_message_and_restores_nothing(tenant):
+    make_vm(tenant, "fail-restore", {"instanceType": "u1.medium"})
+    name = unique("rb")
+    assert job(tenant, name, "fail-restore")["status"]["phase"] == "Succeeded"
+    res(tenant, "apps.cozystack.io/v1alpha1", "VMInstance").patch(namespace=NS, name="fail-restore", body={"spec": {"instanceType": "u1.large"}},
+                                                                  content_type="application/merge-patch+json")
+    res(tenant, BACKUPS, "RestoreJob").create(namespace=NS, body={"metadata": {"name": name + "-r"}, "spec": {"backupRef": {"name": name}}})
+    failed = wait_for(fetch(tenant, BACKUPS, "RestoreJob", name + "-r"), lambda j: (j.get("status") or {}).get("phase") in ("Succeeded", "Failed"))
+    assert failed["status"]["phase"] == "Failed" and failed["status"]["message"] == "velero: restore partially failed"
+    assert fetch(tenant, "apps.cozystack.io/v1alpha1", "VMInstance", "fail-restore")()["spec"]["instanceType"] == "u1.large"

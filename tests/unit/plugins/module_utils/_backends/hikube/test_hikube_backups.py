@@ -18,13 +18,15 @@ from ansible_collections.polyvirt.compute.tests.unit.plugins.module_utils._backe
 )
 
 FAILING = "fail1"  # the emulator's backup-fail fault is set for this instance
+RESTORE_FAILING = "fail2"  # and its restore-fail fault for this one
 
 
 @pytest.fixture(scope="module")
 def sim():
-    emulator = Emulator("--fault", "backup-fail:app=%s,message=velero: snapshot of volume system timed out" % FAILING)
+    emulator = Emulator("--fault", "backup-fail:app=%s,message=velero: snapshot of volume system timed out" % FAILING,
+                        "--fault", "restore-fail:app=%s,message=velero: restore partially failed" % RESTORE_FAILING)
     seed_instance(emulator, "web1")
-    for name in ("other1", FAILING):
+    for name in ("other1", FAILING, RESTORE_FAILING):
         plain_instance(emulator, name)
     seed_backup(emulator, "other1", "other-b0")  # another instance's backup: never listed for web1
     yield emulator
@@ -75,6 +77,14 @@ def test_a_failed_job_is_deleted_and_its_message_reported(sim):
     assert "the BackupJob %s-fb1 failed (it was deleted again): velero: snapshot of volume system timed out" % FAILING in caught.value.message
     assert FAILING + "-fb1" not in job_names(sim)  # nothing half-made
     assert not [item for item in sim.admin("GET", backups("backups"))["items"] if item["spec"]["applicationRef"]["name"] == FAILING]
+
+
+def test_a_failed_restore_job_is_deleted_and_its_message_reported(sim):
+    backup(sim, instance=RESTORE_FAILING, name="rb1")
+    with pytest.raises(OperationFailed) as caught:
+        backup(sim, instance=RESTORE_FAILING, name="rb1", state="restored")
+    assert "(it was deleted again): velero: restore partially failed" in caught.value.message
+    assert not [item for item in sim.admin("GET", backups("restorejobs"))["items"] if item["spec"]["backupRef"]["name"] == RESTORE_FAILING + "-rb1"]
 
 
 @pytest.mark.parametrize("check_mode", [False, True])
