@@ -44,7 +44,8 @@ options:
     description:
       - V(present) makes the backup unless one with O(name) exists, downloads it to O(location) unless that file exists,
         then prunes to O(retain).
-      - V(absent) deletes the backup on the server (a file at O(location) is left alone).
+      - V(absent) deletes the backup on the server (a file at O(location) is left alone). Hikube tenants may not delete
+        backups, so there it is refused before any change (capability C(backup.delete)).
       - V(restored) restores from the file O(location), or else from the backup O(name) on the server, into
         O(restore_to) or in place. In place, the backup is imported under a temporary name first and replaces the
         instance only once that worked; the instance is started again if it was running.
@@ -73,18 +74,24 @@ options:
     type: str
     choices: [snapshot, suspend, stop]
   retain:
-    description: After making the backup, keep only the newest O(retain) backups of the instance (O(name) is never pruned).
+    description:
+      - After making the backup, keep only the newest O(retain) backups of the instance (O(name) is never pruned).
+      - Needs backup deletion, so it is refused on Hikube before any change.
     type: int
   restore_to:
     description:
       - With O(state=restored), restore as a new instance of this name instead of in place.
       - An instance of that name that exists is refused before anything is done.
+      - Hikube restores in place only (Cozystack refuses another name in the same namespace), so it is refused there
+        (capability C(backup.restore_to)).
     type: str
   backend_options:
     description:
       - Backend-specific backup settings.
       - LXD, C(instance_only) (leave the instance's snapshots out), C(optimized_storage) (the pool driver's own format),
         C(compression_algorithm) and C(expires_at).
+      - Hikube, C(backup_class) (the BackupClass of the BackupJob, default C(cozy-default)), checked against the
+        BackupClasses the cluster lists before any change.
     type: dict
 seealso:
   - module: polyvirt.compute.backup_info

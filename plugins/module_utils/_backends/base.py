@@ -37,6 +37,9 @@ CAPABILITIES = {
     "snapshot.description": "snapshot description",
     "backup": "backups",
     "backup.restore": "backup restore (state=restored)",
+    # Separate from "backup": a Hikube tenant may make and restore backups but not delete them, and restores only in place.
+    "backup.delete": "backup deletion (state=absent, retain)",
+    "backup.restore_to": "backup restore into another instance (restore_to)",
     "backup.export": "backup location (export to the controller)",
     "backup.mode": "backup mode",
     "backup.storage": "backup storage",
@@ -233,6 +236,9 @@ class Backups(Part):
     def validate(self, spec):
         """Backend-specific checks of a backup spec (name rules, backend_options), raising InvalidInput."""
 
+    def check_create(self, instance, spec):
+        """Read-only checks before a backup is made, run in check mode too (a backup class exists); only when one is to be made."""
+
     @abc.abstractmethod
     def list(self, instance):
         """The backups of ``instance``, oldest first."""
@@ -250,7 +256,8 @@ class Backups(Part):
 
         ``target`` equal to the name of ``instance`` (which then exists) means in place: the driver
         replaces it without losing it when the restore fails. Otherwise ``target`` does not exist yet.
-        Needs the backup.restore feature (CloudCIX keeps backups it cannot restore through its API).
+        Needs the backup.restore feature (CloudCIX keeps backups it cannot restore through its API), and
+        backup.restore_to for a ``target`` other than ``instance`` (the reconciler refuses it before).
         """
         raise Unsupported("backup restore (state=restored) is not supported by the %s backend" % self.backend.name)
 

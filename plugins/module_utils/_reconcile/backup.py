@@ -34,6 +34,11 @@ def backup_spec(params, backend):
     backend.require("backup")
     if spec["state"] == "restored":
         backend.require("backup.restore")
+        if spec["restore_to"] is not None and spec["restore_to"] != spec["instance"]:
+            backend.require("backup.restore_to")
+    # A backend whose backups cannot be deleted (a Hikube tenant) refuses retain too: pruning would be half done.
+    if spec["state"] == "absent" or (spec["retain"] is not None and spec["state"] == "present"):
+        backend.require("backup.delete")
     if spec["state"] == "absent" and not spec["name"]:
         raise InvalidInput("name is required to delete a backup (state=absent)")
     if spec["state"] == "restored":
@@ -114,6 +119,7 @@ class BackupReconciler(Reconciler):
         if current is None:
             predicted = backup_result(spec["name"] or "(generated)", self.instance, self.backend.name)
             with self._context("create", spec["name"]):
+                part.check_create(instance, spec)
                 current = self.history.create(predicted, lambda: part.create(instance, spec, self.deadline), self.check_mode)
         if spec["location"]:
             current = self._export(instance, current, spec["location"])

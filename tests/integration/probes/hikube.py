@@ -8,7 +8,7 @@
                            networks: [{network, mac}], disks: [{name, path}], snapshots, backups}
   instances PREFIX        [{name, state}] of the VMInstances whose name starts with PREFIX
   disk NAME               {exists, name, storage, size_gib, attached_to: [instance], paths: {instance: path}}
-  cleanup PREFIX          deletes every VMInstance and VMDisk whose name starts with PREFIX
+  cleanup PREFIX          deletes every VMInstance and VMDisk whose name starts with PREFIX, and their backup objects
   session start|stop      nothing to set up: the emulator is this run's own
   journal start|stop      nothing to start: the emulator keeps the journal (GET /_sim/requests)
   journal mark            prints the index of the next request
@@ -34,6 +34,7 @@ MUTATING = ("POST", "PUT", "PATCH", "DELETE")
 STATES = {"Running": "running", "Stopped": "stopped", "Paused": "paused"}
 UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
 APPS = ("apps.cozystack.io", "v1alpha1")
+BACKUPS = ("backups.cozystack.io", "v1alpha1")
 CLEANUP_TIMEOUT = 120
 
 
@@ -124,7 +125,9 @@ class Probe:
             "networks": networks,
             "disks": [{"name": disk, "path": self._device(name, disk)} for disk in disks[1:]],
             "snapshots": [{"name": item["metadata"]["name"], "stateful": False, "created_at": item["metadata"].get("creationTimestamp")} for item in snapshots],
-            "backups": [{"name": item["metadata"]["name"], "created_at": item["metadata"].get("creationTimestamp")} for item in backups],
+            # The driver names backup B of instance N's BackupJob (and so its Backup) N-B: the name a module shows is B.
+            "backups": [{"name": backup_name(name, item["metadata"]["name"]), "created_at": item["metadata"].get("creationTimestamp")}
+                        for item in backups],
         }
 
     def instances(self, prefix):
@@ -164,7 +167,7 @@ class Probe:
     def cleanup(self, prefix):
         if len(prefix) < 3:
             raise SystemExit("refusing to clean up prefix %r: too short to be a test run's own" % prefix)
-        removed = []
+        removed = self._cleanup_backups(prefix)
         for plural in ("vminstances", "vmdisks"):  # instances first: a disk in use stays until its VM is gone
             names = [item["metadata"]["name"] for item in self._list(*APPS, plural) if item["metadata"]["name"].startswith(prefix)]
             for name in names:
@@ -180,6 +183,26 @@ class Probe:
         left = [item["metadata"]["name"] for plural in ("vminstances", "vmdisks") for item in self._list(*APPS, plural)
                 if item["metadata"]["name"].startswith(prefix)]
         return {"removed": removed, "left": left}
+
+    def _cleanup_backups(self, prefix):
+        """The backup objects of the run's instances (as the admin: a tenant may not delete a Backup), jobs first."""
+        removed = []
+        backups = [item["metadata"]["name"] for item in self._list(*BACKUPS, "backups")
+                   if ((item.get("spec") or {}).get("applicationRef") or {}).get("name", "").startswith(prefix)]
+        for plural in ("restorejobs", "backupjobs", "backups"):
+            for item in self._list(*BACKUPS, plural):
+                spec = item.get("spec") or {}
+                mine = ((spec.get("applicationRef") or {}).get("name", "").startswith(prefix)
+                        or (spec.get("backupRef") or {}).get("name") in backups)
+                if not mine:
+                    continue
+                try:
+                    self.custom.delete_namespaced_custom_object(*BACKUPS, self.namespace, plural, item["metadata"]["name"])
+                except kclient.ApiException as exc:
+                    if exc.status != 404:
+                        raise
+                removed.append("%s/%s" % (plural, item["metadata"]["name"]))
+        return removed
 
     # -- the session and the journal ---------------------------------------------------------------
 
@@ -213,6 +236,11 @@ class Probe:
             "writes": sum(1 for e in entries if e["method"] in MUTATING),
             "mark": entries[-1]["index"] + 1 if entries else mark,
         }
+
+
+def backup_name(instance, native):
+    prefix = instance + "-"
+    return native[len(prefix):] if native.startswith(prefix) and len(native) > len(prefix) else native
 
 
 def read_tags(annotations, labels):

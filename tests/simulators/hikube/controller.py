@@ -1109,17 +1109,26 @@ class Controller:
         ref = job.get("spec", {}).get("applicationRef") or {}
         key = self.app_key(ref)
         app = self.store.get(key, ns, ref.get("name", "")) if key else None
-        if app is None:
-            msg = "application %s %s/%s not found" % (ref.get("kind"), ns, ref.get("name"))
+
+        def failed(reason, msg):
+            # A failed job stays (phase Failed, its message) and makes no Backup; removing it is the tenant's business.
             status.update({"phase": "Failed", "message": msg, "completedAt": now_rfc3339(),
-                           "conditions": [cond("Ready", "False", "ApplicationNotFound", msg, old)]})
+                           "conditions": [cond("Ready", "False", reason, msg, old)]})
             self.set_status(K_BJOB, job, status)
-            return
+
+        if app is None:
+            return failed("ApplicationNotFound", "application %s %s/%s not found" % (ref.get("kind"), ns, ref.get("name")))
+        class_name = job.get("spec", {}).get("backupClassName", "")
+        if self.store.get(K_BCLASS, "", class_name) is None:
+            return failed("BackupClassNotFound", 'BackupClass "%s" not found' % class_name)
         if not self.due(uid, "backup", BACKUP):
             if status.get("phase") != "Running":
                 status.update({"phase": "Running", "startedAt": now_rfc3339()})
                 self.set_status(K_BJOB, job, status)
-            return
+            return None
+        fault = self.fault("backup-fail", "app", ref.get("name", ""))
+        if fault is not None:
+            return failed("BackupFailed", fault.args.get("message", "velero backup %s-%s failed: injected fault" % (ns, name)))
         backup = _obj("backups.cozystack.io/v1alpha1", "Backup", name, ns=ns, owner=job,
                       annotations={CAPTURED: json.dumps(app.get("spec") or {}, sort_keys=True)},
                       labels={"backups.cozystack.io/backupjob": name})
@@ -1137,6 +1146,7 @@ class Controller:
         status.update({"phase": "Succeeded", "backupRef": {"name": name}, "completedAt": now_rfc3339(),
                        "conditions": [cond("Ready", "True", "BackupCompleted", "", old)]})
         self.set_status(K_BJOB, job, status)
+        return None
 
     def restore_job(self, job):
         meta = job["metadata"]
@@ -1174,6 +1184,9 @@ class Controller:
                 status.update({"phase": "Running", "startedAt": now_rfc3339()})
                 self.set_status(K_RJOB, job, status)
             return None
+        fault = self.fault("restore-fail", "app", target.get("name", ""))
+        if fault is not None:  # before anything is restored: the application stays as it was
+            return failed(fault.args.get("message", "velero restore of %s failed: injected fault" % target.get("name")))
         captured = json.loads((backup["metadata"].get("annotations") or {}).get(CAPTURED, "{}"))
         if existing is None:
             app = _obj("apps.cozystack.io/v1alpha1", target.get("kind"), target.get("name"), ns=target_ns)

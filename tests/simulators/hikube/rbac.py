@@ -34,6 +34,11 @@ TENANT_RULES = {
     ("backups.cozystack.io", "backupclasses"): READ,
 }
 
+# Cluster-scoped kinds every tenant may read: the BackupClasses a BackupJob names (cozystack-basics' view role).
+CLUSTER_READ = {
+    ("backups.cozystack.io", "backupclasses"): READ,
+}
+
 TENANT_USER = "tenant-demo-admin"
 
 
@@ -44,6 +49,8 @@ def authorize(tenant_ns, verb, group, resource, ns, name):
         allowed = TENANT_RULES.get((group, resource)) or TENANT_RULES.get((group, "*")) or set()
     elif group == "" and resource == "namespaces" and name == tenant_ns:
         allowed = {"get"}
+    elif not ns:
+        allowed = CLUSTER_READ.get((group, resource)) or set()
     if verb in allowed:
         return
     plural = resource.split("/")[0]

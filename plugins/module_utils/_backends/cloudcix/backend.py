@@ -9,7 +9,7 @@ from ansible_collections.polyvirt.compute.plugins.module_utils._backends.base im
 from ansible_collections.polyvirt.compute.plugins.module_utils._backends.cloudcix.client import CloudcixClient
 from ansible_collections.polyvirt.compute.plugins.module_utils._errors import InvalidInput
 
-_COMMON = ("instance.disk_size", "instance.networks.nat", "instance.cloud_init", "instance.ssh_keys", "wait_for.ip")
+_COMMON = ("instance.disk_size", "instance.networks.nat", "instance.cloud_init", "instance.ssh_keys", "wait_for.ip", "backup.delete")
 
 
 class CloudcixBackend(Backend):
@@ -30,6 +30,7 @@ class CloudcixBackend(Backend):
         "snapshot": "`compute/snapshots`, of a running instance; restore is a revert (`update_running`)",
         "backup": "`compute/backups`, of a running instance",
         "backup.restore": "a restore goes through CloudCIX support, not the API",
+        "backup.restore_to": "a restore goes through CloudCIX support, not the API",
         "disk": "`storage/volumes`: `cephfs` (storage `CEPH_001`/`CEPH_002`, mounted on LXD instances)",
     }
 

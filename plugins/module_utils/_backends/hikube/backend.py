@@ -11,13 +11,13 @@ from ansible_collections.polyvirt.compute.plugins.module_utils._errors import Au
 
 VM_FEATURES = frozenset(("instance.disk_size", "instance.flavor", "instance.tags", "instance.description", "instance.cloud_init",
                          "instance.ssh_keys", "wait_for.ip", "clone", "disk.optical", "disk.source.image", "disk.source.url",
-                         "disk.source.disk"))
+                         "disk.source.disk", "backup.restore"))
 
 
 class HikubeBackend(Backend):
     name = "hikube"
     default_type = "vm"
-    parts = ("instances", "disks")
+    parts = ("instances", "backups", "disks")
     features = {"vm": VM_FEATURES}
     # What the capability table (docs/capabilities.md, generated) says beside "yes" or "no".
     notes = {
@@ -35,6 +35,14 @@ class HikubeBackend(Backend):
         "clone": "a VMDisk `source.disk` copy of each disk (CDI: the source must be stopped), then a `VMInstance` on the copies",
         "clone.linked": "CDI copies whole disks",
         "clone.target": "one tenant namespace",
+        "backup": "a `BackupJob` (backups.cozystack.io) `<instance>-<name>`, whose `Backup` is kept by the platform "
+                  "(Velero, S3); `backend_options.backup_class` (default `cozy-default`)",
+        "backup.restore": "a `RestoreJob` in place: the platform halts the VM and restores it; the power state is put back",
+        "backup.delete": "tenants may read `Backup`s but not delete them (the platform expires them)",
+        "backup.restore_to": "Cozystack refuses a restore under another name in the same namespace",
+        "backup.export": "the backup lives in the platform's object storage, out of a tenant's reach",
+        "backup.mode": "Velero snapshots the volumes (CSI); there is one mode",
+        "backup.storage": "where backups go is the BackupClass (`backend_options.backup_class`)",
         "disk": "`VMDisk` (storage = its storageClass); attach = the instance's `spec.disks`, seen by the guest from its next start",
         "disk.optical": "`optical: true` (a CD-ROM)",
         "disk.source.image": "a golden image",
@@ -60,6 +68,10 @@ class HikubeBackend(Backend):
             from ansible_collections.polyvirt.compute.plugins.module_utils._backends.hikube.instances import HikubeInstances
 
             return HikubeInstances(self)
+        if name == "backups":
+            from ansible_collections.polyvirt.compute.plugins.module_utils._backends.hikube.backups import HikubeBackups
+
+            return HikubeBackups(self)
         from ansible_collections.polyvirt.compute.plugins.module_utils._backends.hikube.disks import HikubeDisks
 
         return HikubeDisks(self)

@@ -44,8 +44,8 @@ class HyperVBackend(Backend):
     default_type = "vm"
     parts = ("instances", "snapshots", "backups", "disks")
     features = {"vm": frozenset(("instance.paused", "instance.disk_size", "instance.description", "wait_for.ip", "snapshot.stateful", "clone",
-                                 "backup.restore", "backup.storage", "instance.cloud_init", "instance.ssh_keys", "disk.optical",
-                                 "clone.linked"))}
+                                 "backup.restore", "backup.delete", "backup.restore_to", "backup.storage", "instance.cloud_init",
+                                 "instance.ssh_keys", "disk.optical", "clone.linked"))}
     notes = {
         "instance.vm": "VMs on a differencing disk of the parent VHDX named by `image`",
         "instance.paused": "`Suspend-VM` / `Resume-VM`",

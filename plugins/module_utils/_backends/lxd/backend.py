@@ -10,8 +10,8 @@ from ansible_collections.polyvirt.compute.plugins.module_utils._backends.lxd.cli
 from ansible_collections.polyvirt.compute.plugins.module_utils._errors import InvalidInput
 
 _COMMON = ("instance.paused", "instance.disk_size", "instance.tags", "instance.description", "instance.cloud_init", "instance.ssh_keys",
-           "wait_for.ip", "wait_for.cloud_init", "snapshot.stateful", "backup.restore", "backup.export", "clone", "clone.linked", "clone.target",
-           "disk.source.disk")
+           "wait_for.ip", "wait_for.cloud_init", "snapshot.stateful", "backup.restore", "backup.delete", "backup.restore_to", "backup.export",
+           "clone", "clone.linked", "clone.target", "disk.source.disk")
 
 
 class LxdBackend(Backend):

@@ -10,7 +10,8 @@ from ansible_collections.polyvirt.compute.plugins.module_utils._backends.proxmox
 from ansible_collections.polyvirt.compute.plugins.module_utils._errors import InvalidInput
 
 _COMMON = ("instance.disk_size", "instance.tags", "instance.description", "instance.networks.ipv4_gateway", "wait_for.ip", "snapshot.description",
-           "clone", "clone.linked", "clone.target", "backup.restore", "backup.mode", "backup.storage")
+           "clone", "clone.linked", "clone.target", "backup.restore", "backup.delete", "backup.restore_to", "backup.mode",
+           "backup.storage")
 QEMU_FEATURES = frozenset(_COMMON + ("disk.optical", "instance.paused", "instance.cloud_init", "instance.ssh_keys", "wait_for.cloud_init", "snapshot.stateful"))
 LXC_FEATURES = frozenset(_COMMON)
 

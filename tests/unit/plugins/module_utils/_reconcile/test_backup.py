@@ -177,14 +177,30 @@ def test_a_restore_that_times_out_after_the_instance_exists_reports_it():
     ({"name": ".."}, (), InvalidInput, "name '..' is not a valid name"),
     ({"name": "b1", "state": "restored", "restore_to": "a\\b"}, (), InvalidInput, "restore_to 'a\\\\b' is not a valid name"),
     ({"name": "b 1"}, (), InvalidInput, "not a valid fake backup name"),
+    ({"name": "b1", "state": "absent"}, ("backup.delete",), Unsupported, "backup deletion (state=absent, retain) is not supported by the fake backend"),
+    ({"state": "absent"}, ("backup.delete",), Unsupported, "backup deletion (state=absent, retain) is not supported by the fake backend"),
+    ({"name": "b2", "retain": 1}, ("backup.delete",), Unsupported, "backup deletion (state=absent, retain) is not supported by the fake backend"),
+    ({"name": "b1", "state": "restored", "restore_to": "web2"}, ("backup.restore_to",), Unsupported,
+     "backup restore into another instance (restore_to) is not supported by the fake backend"),
+    ({"name": "b1", "state": "restored", "restore_to": "web2"}, ("backup.restore", "backup.restore_to"), Unsupported,
+     "backup restore (state=restored) is not supported by the fake backend"),
 ])
-def test_bad_input_fails_before_any_call(overrides, without, error, message):
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_bad_input_fails_before_any_call(overrides, without, error, message, check_mode):
     backend = backend_with(["b1"], without=without)
     with pytest.raises(error) as caught:
-        run(backend, **overrides)
+        run(backend, check_mode=check_mode, **overrides)
     assert message in caught.value.message
     assert backend.calls == []
     assert caught.value.result["changed"] is False
+
+
+def test_without_delete_and_restore_to_backups_are_made_and_restored_in_place():
+    backend = backend_with(["b1"], without=("backup.delete", "backup.restore_to"))
+    made = run(backend, name="b2")
+    assert made["changed"] and [item["name"] for item in made["backups"]] == ["b1", "b2"]
+    restored = run(backend, name="b1", state="restored", restore_to="web")  # restore_to naming the instance itself is in place
+    assert restored["changed"] and ("restore", "web") in calls(backend)
 
 
 def test_a_backend_without_backups_refuses_before_any_call():

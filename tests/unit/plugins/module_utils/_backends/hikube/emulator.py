@@ -125,3 +125,14 @@ def seed_instance(emulator, name="web1", running=True):
         "spec": {"runStrategy": "Always" if running else "Halted", "instanceType": "", "instanceProfile": "ubuntu",
                  "resources": {"cpu": "2", "sockets": "1", "memory": "512Mi"}, "disks": [{"name": name + "-system"}, {"name": "data1"}],
                  "networks": [{"name": "tenant-net"}], "cloudInit": "#cloud-config\nchpasswd: {list: 'root:canned-secret'}\n"}})
+
+
+def backups(kind, name=None):
+    path = "/apis/backups.cozystack.io/v1alpha1/namespaces/%s/%s" % (NAMESPACE, kind)
+    return path + "/" + name if name else path
+
+
+def seed_backup(emulator, instance, name):
+    """A backup made with kubectl: a BackupJob of ``instance`` (the emulator, at time scale 0, makes its Backup at once)."""
+    emulator.admin("POST", backups("backupjobs"), {"metadata": {"name": name}, "spec": {
+        "backupClassName": "cozy-default", "applicationRef": {"apiGroup": "apps.cozystack.io", "kind": "VMInstance", "name": instance}}})

@@ -18,19 +18,20 @@ pytest.importorskip("kubernetes")
 
 from ansible_collections.polyvirt.compute.plugins.module_utils._backends.hikube.backend import HikubeBackend  # noqa: E402
 from ansible_collections.polyvirt.compute.tests.unit.plugins.module_utils._backends import test_contract as contract  # noqa: E402
-from ansible_collections.polyvirt.compute.tests.unit.plugins.module_utils._backends.hikube.emulator import Emulator, seed_instance  # noqa: E402
+from ansible_collections.polyvirt.compute.tests.unit.plugins.module_utils._backends.hikube.emulator import Emulator, seed_backup, seed_instance  # noqa: E402
 
 EMULATOR = {}
 
 
 class HikubeCase:
-    """Hikube: the emulator in Cozystack mode with tenant RBAC (web1: a running VMInstance with resources, tags, a network and disk data1)."""
+    """Hikube: the emulator in Cozystack mode with tenant RBAC (web1: a running VMInstance with resources, tags, a network and disk data1,
+    and backup b0 made by a BackupJob)."""
 
     backend_class = HikubeBackend
     secrets = ("canned-secret", "contract-secret")
     instance = "web1"
     snapshot = None
-    backup = None
+    backup = "b0"
     disk = "data1"
     storage = "replicated"
     image = "ubuntu"
@@ -41,6 +42,7 @@ class HikubeCase:
         if "sim" not in EMULATOR:
             EMULATOR["sim"] = Emulator()
             seed_instance(EMULATOR["sim"])
+            seed_backup(EMULATOR["sim"], "web1", "b0")
         sim = EMULATOR["sim"]
         backend = HikubeBackend(sim.settings())
         return backend, sim.transport()
