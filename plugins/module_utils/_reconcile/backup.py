@@ -31,6 +31,9 @@ def backup_spec(params, backend):
         "restore_to": check_name(params["restore_to"], "restore_to") if params.get("restore_to") is not None else None,
         "backend_options": params.get("backend_options") or {},
     }
+    if spec["location"] is not None and not str(spec["location"]).strip():
+        # "" is no file: left as it is, later checks would read it as unset and a driver as a path.
+        raise InvalidInput("location must be a file path, got %r" % spec["location"])
     backend.require("backup")
     if spec["state"] == "restored":
         backend.require("backup.restore")

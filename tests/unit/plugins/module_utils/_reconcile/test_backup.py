@@ -95,6 +95,16 @@ def test_an_unusable_export_target_is_refused_before_the_backup_is_made(tmp_path
     assert backend.calls == []
 
 
+@pytest.mark.parametrize("state", ["present", "restored"])
+def test_an_empty_location_is_refused_before_any_call(state):
+    # fuzz: state=restored with location "" reached the LXD upload of a file named "".
+    backend = backend_with(["b1"])
+    with pytest.raises(InvalidInput) as caught:
+        run(backend, name="b1", state=state, location="", restore_to="web" if state == "restored" else None)
+    assert caught.value.message.endswith(": location must be a file path, got ''")
+    assert backend.calls == []
+
+
 def test_restore_in_place_is_one_driver_call_and_keeps_the_power_state():
     backend = backend_with(["b1", "b2"])
     result = run(backend, name="b1", state="restored")
