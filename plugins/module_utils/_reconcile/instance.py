@@ -282,7 +282,9 @@ class InstanceReconciler(Reconciler):
                 self._power_action("restart", spec["force"], " (so that %s take effect)" % ", ".join(later))
             else:
                 self.restart_required = True
-                self._warn("%s of instance %s take effect at its next restart (set allow_restart: true to restart it now)" % (", ".join(later), self.name))
+                note = self.instance.get("_restart_note")  # what the backend adds (Hikube: its release shows it until then)
+                self._warn("%s of instance %s take effect at its next restart (set allow_restart: true to restart it now)%s" % (
+                    ", ".join(later), self.name, "; " + note if note else ""))
 
     def _warn_cloud_init(self, spec, current):
         for key in ("user_data", "network_config"):
@@ -335,6 +337,12 @@ class InstanceReconciler(Reconciler):
                 self.instance, report = self.instances.wait_for(self.instance, condition, self.deadline)
             if condition == "cloud_init":
                 self.extra["cloud_init"] = report
+            note = self.instance.get("_restart_note")
+            if self.instance.get("restart_required") and note and not self.restart_required:
+                # the wait found the instance running an older configuration than it was given (Hikube: KubeVirt's RestartRequired)
+                self.restart_required = True
+                self._warn("instance %s runs without a change it takes at its next restart (state: restarted applies it); %s" % (
+                    self.name, note))
 
 
 def list_instances(backend, name=None, filters=None):

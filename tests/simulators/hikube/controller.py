@@ -29,6 +29,12 @@ GUEST_AGENT = 1.0   # the guest agent connects (guest OS info; the interface IP 
 STOP = 1.0
 LB = 1.0            # LoadBalancer ingress address
 HELM_TIMEOUT = 600.0
+# Cozystack 1.5+ (helm-controller 1.5): the release's readiness wait is kstatus, which reads an object whose
+# status.observedGeneration trails metadata.generation as InProgress (a halted VM, a change awaiting a restart).
+KSTATUS_VERSIONS = ("head",)
+RESTART_REQUIRED = "a non-live-updatable field was changed in the template spec"
+VM_GENERATION = "kubevirt.io/vm-generation"  # on a VMI: the VM generation it was made from (KubeVirt's own annotation)
+TEMPLATE_MARK = "sim.polyvirt.io/template"   # on a VMI: what of the VM spec it runs (to tell a change awaiting a restart)
 HELM_RETRY = 30.0
 # A failed release is retried no sooner than this, whatever the time scale: at --time-scale 0 it would otherwise
 # flap between Progressing and Failed in one settle, and a client could never read Ready=False (Flux shows it for 30 s).
@@ -405,6 +411,7 @@ class Controller:
             rel["attempt"] += 1
         if rel["state"] in ("progressing", "waiting"):
             step = "release-%d" % rel["attempt"]
+            rendered = False
             if rel["state"] == "progressing" and self.due(uid, step, RELEASE):
                 error = self.render(kind, app, release)
                 if error:
@@ -413,11 +420,15 @@ class Controller:
                     self.marks[(uid, "retry")] = time.time()
                 else:
                     rel.update({"state": "waiting", "since": time.time()})
+                    rendered = True
             if rel["state"] == "waiting":
                 waiting = self.helm_wait(kind, ns, release, values)
-                if waiting and self.due(uid, step + "-timeout", HELM_TIMEOUT):
-                    rel.update({"state": "failed", "values": values, "message": "Helm %s failed for release %s/%s with chart %s@%s: "
-                                "context deadline exceeded" % (action, ns, release, chart, version)})
+                # kstatus polls after the apply: KubeVirt gets a pass at the new VM (a start's VMI) before a timeout counts
+                if waiting and not (rendered and waiting != "lb") and self.wait_timed_out(uid, step, name, waiting):
+                    cause = "context deadline exceeded" if waiting == "lb" else "timeout waiting for: [%s status: 'InProgress']" % waiting
+                    rel.update({"state": "failed", "values": values, "message": "Helm %s failed for release %s/%s with chart %s@%s: %s"
+                                % (action, ns, release, chart, version, cause)})
+                    self.marks[(uid, "retry")] = time.time()
                 elif not waiting:
                     rel["rev"] += 1
                     rel.update({"state": "deployed", "values": values, "action": action,
@@ -462,11 +473,34 @@ class Controller:
         self.set_status(K_VMINST if kind == "VMInstance" else K_VMDISK, app, status)
 
     def helm_wait(self, kind, ns, release, values):
-        """Legacy Helm wait: a LoadBalancer Service must have an ingress address; VMs and DVs are not checked."""
-        if kind != "VMInstance" or not values.get("external"):
-            return False
-        svc = self.store.get(K_SVC, ns, release)
-        return not (svc and svc.get("status", {}).get("loadBalancer", {}).get("ingress"))
+        """What the release's readiness wait still waits for: None, "lb" or the kstatus name of an InProgress VirtualMachine.
+
+        Both waits want a LoadBalancer Service's ingress address; the kstatus wait (Cozystack 1.5+) also reads a VM
+        whose observedGeneration trails its generation as InProgress. DataVolumes are not checked.
+        """
+        if kind != "VMInstance":
+            return None
+        if values.get("external"):
+            svc = self.store.get(K_SVC, ns, release)
+            if not (svc and svc.get("status", {}).get("loadBalancer", {}).get("ingress")):
+                return "lb"
+        if self.api.version in KSTATUS_VERSIONS:
+            vm = self.store.get(K_VM, ns, release)
+            observed = (vm.get("status") or {}).get("observedGeneration") if vm is not None else None
+            if observed is not None and observed != vm["metadata"].get("generation"):
+                return "VirtualMachine/%s/%s" % (ns, release)
+        return None
+
+    def wait_timed_out(self, uid, step, app_name, waiting):
+        """Helm's 10-minute wait (scaled). At --time-scale 0 a kstatus InProgress never times out on its own (it lasts
+        while the VM lags): the kstatus-timeout fault makes it time out after `seconds` (unscaled, default 0)."""
+        if waiting != "lb":
+            fault = self.fault("kstatus-timeout", "app", app_name)
+            if fault is not None:
+                return self.due_unscaled(uid, step + "-timeout", float(fault.args.get("seconds", "0")))
+            if self.scale == 0:
+                return False
+        return self.due(uid, step + "-timeout", HELM_TIMEOUT)
 
     def uninstall(self, kind, ns, release):
         for key in (K_VM, K_SVC, K_SECRET, K_DV, K_PVC, K_WM):
@@ -861,20 +895,20 @@ class Controller:
                 status.update({"printableStatus": printable, "ready": False, "created": False,
                                "conditions": [cond("Ready", "False", "VMINotExists", "VMI does not exist", old)]})
                 status.pop("ready", None)
-                self.set_status(K_VM, vm, status)
+                self.set_status(K_VM, vm, self.generations(vm, status, None))
                 return
-            self.create_vmi(vm)
+            vmi = self.create_vmi(vm)
             if self.manual.get((ns, name)) == "start" and vm["spec"].get("runStrategy") == "Once":
                 self.manual.pop((ns, name), None)
             status.update({"printableStatus": "Starting", "created": True, "runStrategy": vm["spec"].get("runStrategy", ""),
                            "conditions": [cond("Ready", "False", "PodNotExists", "virt-launcher pod has not yet been scheduled",
                                                old)]})
-            self.set_status(K_VM, vm, status)
+            self.set_status(K_VM, vm, self.generations(vm, status, vmi))
             return
         if not want and vmi is not None:
             if vmi["status"].get("phase") != "Succeeded" and not self.due(uid, "stop", STOP):
                 status["printableStatus"] = "Stopping"
-                self.set_status(K_VM, vm, status)
+                self.set_status(K_VM, vm, self.generations(vm, status, vmi))
                 return
             self.stop_vmi(ns, name)
             vmi = None
@@ -885,7 +919,10 @@ class Controller:
                       "volumeSnapshotStatuses": status.get("volumeSnapshotStatuses", [])}
             if not status["volumeSnapshotStatuses"]:
                 status.pop("volumeSnapshotStatuses")
-            self.set_status(K_VM, vm, status)
+            # KubeVirt keeps the generation the last VMI ran (a stopped VM's observedGeneration trails its generation)
+            if "observedGeneration" in (vm.get("status") or {}):
+                status["observedGeneration"] = vm["status"]["observedGeneration"]
+            self.set_status(K_VM, vm, self.generations(vm, status, None))
             return
         self.vmi_progress(vm, vmi)
         vmi = self.store.get(K_VMI, ns, name)
@@ -899,9 +936,33 @@ class Controller:
         else:
             status.pop("ready", None)
             status["conditions"] = [cond("Ready", "False", "GuestNotRunning", "Guest VM is not reported as running", old)]
-        status["desiredGeneration"] = vm["metadata"].get("generation", 1)
-        status["observedGeneration"] = vm["metadata"].get("generation", 1)
+        status = self.generations(vm, status, vmi)
+        if status["observedGeneration"] != status["desiredGeneration"]:
+            status["conditions"].append(cond("RestartRequired", "True", "", RESTART_REQUIRED, old))
         self.set_status(K_VM, vm, status)
+
+    @staticmethod
+    def template_mark(vm):
+        spec = vm.get("spec") or {}
+        body = json.dumps([spec.get("template"), spec.get("instancetype"), spec.get("preference")], sort_keys=True)
+        return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+    def generations(self, vm, status, vmi):
+        """KubeVirt's desiredGeneration / observedGeneration: observed is the generation the running VMI was made from,
+        brought forward while the VM should run and its template still matches (say a start through runStrategy), left
+        behind by a template change awaiting a restart or a stop; without a VMI it stays where the last one left it."""
+        generation = vm["metadata"].get("generation", 1)
+        status["desiredGeneration"] = generation
+        if vmi is not None:
+            annotations = vmi["metadata"].get("annotations") or {}
+            if self.wants_running(vm) and annotations.get(TEMPLATE_MARK) == self.template_mark(vm) and \
+                    annotations.get(VM_GENERATION) != str(generation):
+                vmi = copy.deepcopy(vmi)
+                annotations = vmi["metadata"].setdefault("annotations", {})
+                annotations[VM_GENERATION] = str(generation)
+                self.put(K_VMI, vmi)
+            status["observedGeneration"] = int(annotations.get(VM_GENERATION) or generation)
+        return status
 
     def pod_ip(self, ns, name):
         key = (ns, name)
@@ -915,7 +976,8 @@ class Controller:
         tmpl = vm["spec"].get("template", {})
         vmi = _obj("kubevirt.io/v1", "VirtualMachineInstance", name, ns=ns,
                    labels=dict(tmpl.get("metadata", {}).get("labels") or {}, **{"kubevirt.io/vm": name}), owner=vm)
-        vmi["metadata"]["annotations"] = dict(tmpl.get("metadata", {}).get("annotations") or {})
+        vmi["metadata"]["annotations"] = dict(tmpl.get("metadata", {}).get("annotations") or {},
+                                              **{VM_GENERATION: str(vm["metadata"].get("generation", 1)), TEMPLATE_MARK: self.template_mark(vm)})
         vmi["metadata"]["generation"] = 1
         vmi["metadata"]["finalizers"] = ["kubevirt.io/virtualMachineControllerFinalize", "foregroundDeleteVirtualMachine"]
         vmi["spec"] = copy.deepcopy(tmpl.get("spec", {}))
@@ -931,6 +993,7 @@ class Controller:
                                                              for v in vmi["spec"].get("volumes", []) if v.get("dataVolume")]}
         pod["status"] = {"phase": "Pending", "conditions": [cond("PodScheduled", "False", "", "", None)], "qosClass": "Burstable"}
         self.put(K_POD, pod)
+        return vmi
 
     def launcher(self, ns, name):
         for pod in self.store.list(K_POD, ns):

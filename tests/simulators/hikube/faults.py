@@ -14,7 +14,7 @@ from .kube import ApiError
 REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 409: "Conflict", 410: "Expired",
            422: "Invalid", 429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable", 504: "Timeout"}
 KNOWN = {"error", "latency", "read-lag", "slow-import", "import-fail", "no-ip", "unschedulable", "lb-pending", "install-fail",
-         "backup-fail", "restore-fail"}
+         "backup-fail", "restore-fail", "kstatus-timeout"}
 
 
 class Fault:

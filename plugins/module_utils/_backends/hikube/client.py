@@ -36,6 +36,7 @@ APPS = "/apis/apps.cozystack.io/v1alpha1"
 OPTIONS = "/apis/core.cozystack.io/v1alpha1"
 CORE = "/api/v1"
 SUBRESOURCES = "/apis/subresources.kubevirt.io/v1"
+KUBEVIRT = "/apis/kubevirt.io/v1"
 MERGE_PATCH = "application/merge-patch+json"
 REQUEST_TIMEOUT = 60
 # How long a read with no task deadline of its own may keep retrying transient errors.

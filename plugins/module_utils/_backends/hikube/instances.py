@@ -15,7 +15,7 @@ import json
 import re
 
 from ansible_collections.polyvirt.compute.plugins.module_utils._backends.base import LIVE, ON_RESTART, Instances
-from ansible_collections.polyvirt.compute.plugins.module_utils._backends.hikube.client import APPS, CORE, SUBRESOURCES, KubeAuthError, KubeExists
+from ansible_collections.polyvirt.compute.plugins.module_utils._backends.hikube.client import APPS, CORE, KUBEVIRT, SUBRESOURCES, KubeAuthError, KubeExists
 from ansible_collections.polyvirt.compute.plugins.module_utils._cloud_init import CLOUD_CONFIG_HEADER, _yaml
 from ansible_collections.polyvirt.compute.plugins.module_utils._errors import Conflict, InvalidInput, OperationFailed, PolyvirtError, Unsupported, WaitTimeout
 from ansible_collections.polyvirt.compute.plugins.module_utils._model import GIB, MIB, in_unit, instance_result, parse_size
@@ -45,6 +45,12 @@ PROFILES = {"ubuntu": "ubuntu", "fedora": "fedora", "alpine": "alpine", "cirros"
 DEFAULT_MAJOR = {"centos-stream": "9", "rocky": "9", "almalinux": "9", "oracle": "9", "rhel": "9"}
 # Settings a running VM reads at its next start (a KubeVirt template change; the chart does not restart it).
 RESTART_KEYS = ("cpus", "memory_mib", "networks", "ssh_keys", "profile")
+# Flux's kstatus wait (Cozystack 1.5+) gave up on these objects: "... timeout waiting for: [Kind/ns/name status: 'InProgress', ...]".
+KSTATUS_TIMEOUT = re.compile(r"timeout waiting for: \[([^\]]*)\]")
+# helm-controller's Ready while an upgrade runs (and, under kstatus, while it waits for the VM).
+UPGRADE_RUNNING = "Running 'upgrade' action"
+KSTATUS_NOTE = ("on Cozystack 1.5 and later Flux's kstatus wait reads the VM as InProgress until then, so the Helm release of instance %s "
+                "shows Ready=Unknown and, after Helm's 10-minute timeout, UpgradeFailed (retried by Flux); the change itself is stored")
 
 
 def validate_name(name, option, limit, what):
@@ -121,12 +127,48 @@ def run_value(spec, running):
     return {"running": bool(running)}
 
 
+def waits_only_on_its_vm(app):
+    """Whether the release failed only because Flux's kstatus wait timed out on the instance's own VirtualMachine.
+
+    KubeVirt keeps a VM's observedGeneration behind its generation while it is halted or while a template change
+    awaits a restart; kstatus reads that as InProgress, so the upgrade "fails" although everything was applied.
+    """
+    ready = get_condition(app or {}, "Ready") or {}
+    if ready.get("status") != "False" or ready.get("reason") != "UpgradeFailed":
+        return False
+    match = KSTATUS_TIMEOUT.search(ready.get("message") or "")
+    if not match:
+        return False
+    meta = app.get("metadata") or {}
+    own = "VirtualMachine/%s/%s%s status: 'InProgress'" % (meta.get("namespace"), INSTANCE_PREFIX, meta.get("name"))
+    items = [item.strip() for item in match.group(1).split(",") if item.strip()]
+    return bool(items) and all(item == own for item in items)
+
+
+def release_failed(app):
+    """The Ready condition of a release that really failed (a chart error, a timeout on anything but its own VM), else None."""
+    ready = get_condition(app or {}, "Ready") or {}
+    if ready.get("status") == "False" and ready.get("reason") in FAILED_REASONS and not waits_only_on_its_vm(app):
+        return ready
+    return None
+
+
+def upgrade_waiting(app):
+    ready = get_condition(app or {}, "Ready") or {}
+    return ready.get("status") == "Unknown" and (ready.get("message") or "").startswith(UPGRADE_RUNNING)
+
+
+def vm_restart_required(vm):
+    """KubeVirt's RestartRequired: the running VM's template changed in a way it reads only at its next start."""
+    return any(item.get("type") == "RestartRequired" and item.get("status") == "True"
+               for item in ((vm or {}).get("status") or {}).get("conditions") or [])
+
+
 def app_state(app):
     """running, stopped, pending or error, from the application alone (no read of KubeVirt objects)."""
     if (app.get("metadata") or {}).get("deletionTimestamp"):
         return "pending"
-    ready = get_condition(app, "Ready") or {}
-    if ready.get("status") == "False" and ready.get("reason") in FAILED_REASONS:
+    if release_failed(app) is not None:
         return "error"
     workloads = get_condition(app, "WorkloadsReady") or {}
     if workloads.get("status") == "True":
@@ -336,6 +378,9 @@ class HikubeInstances(Instances):
         source = disk_spec.get("source") or {}
         image = (source.get("image") or {}).get("name") or (source.get("http") or {}).get("url")
         data = {"vminstance": redacted(app), "vmdisk": disk or {}, "release": INSTANCE_PREFIX + meta.get("name", "")}
+        workloads = get_condition(app, "WorkloadsReady") or {}
+        # Flux gave up waiting on a VM that runs: it runs an older template than its spec (a change awaits its restart).
+        restart_required = wants_running(spec) and workloads.get("status") == "True" and waits_only_on_its_vm(app)
         if spec.get("external") and spec.get("externalMethod") == "WholeIP":
             data["warnings"] = ["externalMethod WholeIP forwards every port of the public address to the VM (no cozy-proxy port filter)"]
         return instance_result(
@@ -354,6 +399,7 @@ class HikubeInstances(Instances):
             location=nodes[0] if nodes else None,
             tags=settings["tags"],
             backend_data=data,
+            restart_required=restart_required,
             _native=app,
             _disk=disk,
             _request=request,
@@ -635,11 +681,16 @@ class HikubeInstances(Instances):
         if patch["spec"] or patch.get("metadata"):
             before = ready_mark(app)
             app = self.client.patch(self.app_path(name), patch, timeout=deadline.remaining())
+            if not patch["spec"]:
+                # Labels and annotations are not Helm values: no upgrade follows, so there is no new Ready to wait for.
+                return self.describe(app, disk)
             # A change a running VM reads at its next start leaves KubeVirt's VirtualMachine "InProgress" to Flux's kstatus
-            # (Cozystack 1.5+) until the restart: waiting for a fresh Ready would hang until Helm's 10-minute timeout.
-            # Labels and annotations are not Helm values: no upgrade follows, so there is no new Ready to wait for.
-            pending = not patch["spec"] or (instance["state"] == "running" and any(key in RESTART_KEYS for key in changes))
-            return self.describe(app, disk, request=None if pending else {"ready": before, "since": "update"})
+            # (Cozystack 1.5+) until the restart: a wait must not expect a fresh Ready=True before it.
+            restart = instance["state"] == "running" and any(key in RESTART_KEYS for key in changes)
+            result = self.describe(app, disk, request={"ready": before, "since": "update", "restart_pending": restart})
+            if restart:
+                result["_restart_note"] = KSTATUS_NOTE % name
+            return result
         return self.describe(app, disk)
 
     def power(self, instance, action, force, deadline):
@@ -659,9 +710,31 @@ class HikubeInstances(Instances):
         app = self.client.patch(self.app_path(name), {"spec": run_value(spec, running)}, timeout=deadline.remaining())
         if running:
             return self._wait_running(self.describe(app, instance.get("_disk"), request={"ready": before, "since": action}), deadline)
-        # Stopping: Flux may never call the release Ready (kstatus sees a halted VM as InProgress), so wait for the pod to go.
-        app = self._wait_app(name, lambda current: app_state(current) == "stopped", deadline, "instance %s to stop" % name)
+        # Stopping: Flux never calls the release Ready under kstatus (a halted VM is InProgress, then UpgradeFailed after
+        # 10 minutes), so the VM is stopped once the application reports no ready virt-launcher pod (WorkloadsReady).
+
+        def stopped(current):
+            self._fail_on_release(current, before)
+            return app_state(current) == "stopped"
+
+        app = self._wait_app(name, stopped, deadline, "instance %s to stop (the application's WorkloadsReady no longer True)" % name)
         return self.describe(app, instance.get("_disk"))
+
+    @staticmethod
+    def _fail_on_release(app, before):
+        """Raise when the release failed after our request (``before``: the Ready mark then; None: any failure counts)."""
+        failed = release_failed(app)
+        if failed is not None and (before is None or ready_mark(app) != before):
+            raise OperationFailed("the Helm release of instance %s failed (%s): %s" % (app["metadata"]["name"], failed.get("reason"),
+                                                                                       failed.get("message")))
+
+    def _vm_restart_required(self, name):
+        """KubeVirt's RestartRequired on the instance's VirtualMachine; None when this tenant may not read VMs."""
+        try:
+            vm = self.client.get_or_none(self.client.ns_path(KUBEVIRT, "virtualmachines", INSTANCE_PREFIX + name))
+        except KubeAuthError:
+            return None
+        return vm_restart_required(vm) if vm is not None else None
 
     def _restart(self, instance, deadline):
         name = instance["name"]
@@ -672,8 +745,9 @@ class HikubeInstances(Instances):
         except Conflict:
             # virt-api refuses to restart a VM that is not running: start it instead.
             return self.power(instance, "start", False, deadline)
+        # After a change in this task, the Ready to wait for is one newer than the change's.
         return self._wait_running(self.describe(instance["_native"], instance.get("_disk"), request={
-            "ready": None, "pods_before": sorted(filter(None, old)), "since": "restart"}), deadline)
+            "ready": (instance.get("_request") or {}).get("ready"), "pods_before": sorted(filter(None, old)), "since": "restart"}), deadline)
 
     def delete(self, instance, force, deadline):
         name = instance["name"]
@@ -711,16 +785,22 @@ class HikubeInstances(Instances):
             raise Unsupported("wait_for=cloud_init is not supported by the hikube backend")
         instance = self._wait_running(instance, deadline)
         if condition == "ip" and not any(instance["addresses"].values()):
-            instance = self._wait_address(instance, deadline)
+            found = self._wait_address(instance, deadline)
+            # what the wait for running learnt (a change awaiting the restart) holds for the same VM
+            found.update((key, instance[key]) for key in ("restart_required", "_restart_note") if key in instance)
+            instance = found
         return instance, None
 
     def _wait_running(self, instance, deadline):
         request = instance.get("_request")
-        if request is None and instance["state"] == "running":
-            return instance  # what we read already answers: no API call on idempotent runs
+        if (request is None or request.get("restart_pending")) and instance["state"] == "running":
+            # What we read already answers (no API call on idempotent runs); a change awaiting the restart gets no
+            # fresh Ready under kstatus until then, so the running VM is all there is to wait for.
+            return instance
         name = instance["name"]
         request = request or {"ready": None}
-        if request.get("pods_before") is not None:
+        restarted = request.get("pods_before") is not None
+        if restarted:
             release = INSTANCE_PREFIX + name
             old = set(request["pods_before"])
 
@@ -729,18 +809,38 @@ class HikubeInstances(Instances):
 
             self.client.wait_list(self.client.ns_path(CORE, "pods"), renewed, deadline, "instance %s to run again after the restart" % name,
                                   query={"labelSelector": "vm.kubevirt.io/name=" + release})
-            request = {"ready": None}
+            request = {"ready": request.get("ready")}
+        seen = {"asked": None, "pending": False}
 
         def ready(app):
             mark = ready_mark(app)
+            self._fail_on_release(app, request["ready"])
+            if app_state(app) != "running":
+                return False
             fresh = request["ready"] is None or mark != request["ready"]
-            status = get_condition(app, "Ready") or {}
-            if fresh and status.get("status") == "False" and status.get("reason") in FAILED_REASONS:
-                raise OperationFailed("the Helm release of instance %s failed (%s): %s" % (name, status.get("reason"), status.get("message")))
-            return fresh and status.get("status") == "True" and app_state(app) == "running"
+            if fresh and (get_condition(app, "Ready") or {}).get("status") == "True":
+                return True
+            if restarted and waits_only_on_its_vm(app):
+                return True  # the restart applied what Flux waited for; the release heals at Flux's next retry (every 30 s)
+            if request.get("restart_pending") or (fresh and waits_only_on_its_vm(app)):
+                seen["pending"] = True  # Flux gave up on the VM, or we know a change awaits its restart: it runs, and that is all
+                return True
+            if upgrade_waiting(app) and seen["asked"] != mark:
+                # Helm waits on the running VM: under kstatus that may be a change awaiting its restart (then it never
+                # ends before the restart); KubeVirt's RestartRequired tells. Read once per Ready state.
+                seen["asked"] = mark
+                seen["pending"] = bool(self._vm_restart_required(name))
+                return seen["pending"]
+            return False
 
         app = self._wait_app(name, ready, deadline, "instance %s to run (application Ready after the change, and its virt-launcher pod Ready)" % name)
-        return self.describe(app, instance.get("_disk"))
+        result = self.describe(app, instance.get("_disk"))
+        if restarted:
+            result["restart_required"] = False  # it runs its current template now, whatever the release still says
+        if seen["pending"]:
+            result["restart_required"] = True
+            result["_restart_note"] = KSTATUS_NOTE % name
+        return result
 
     def _wait_address(self, instance, deadline):
         app = instance["_native"]

@@ -424,3 +424,108 @@ def test_a_clone_whose_instance_cannot_be_made_leaves_no_disk_copies():
         assert emulator.admin("GET", apps("vmdisks", "cbad-system")) is None and emulator.admin("GET", apps("vmdisks", "cbad-data1")) is None
     finally:
         emulator.stop()
+
+
+# -- Flux's kstatus wait (Cozystack 1.5+): a VM whose observedGeneration lags keeps its release InProgress -------------
+
+
+def kstatus_app(spec, ready, workloads="False", name="k1"):
+    status, reason, message = ready
+    return {"metadata": {"name": name, "namespace": "tenant-demo"}, "spec": spec,
+            "status": {"conditions": [{"type": "Ready", "status": status, "reason": reason, "message": message},
+                                      {"type": "WorkloadsReady", "status": workloads, "reason": "WorkloadMonitorCheck"}]}}
+
+
+def test_a_kstatus_timeout_on_its_own_vm_is_no_error():
+    own = ("False", "UpgradeFailed", "Helm upgrade failed for release tenant-demo/vm-instance-k1 with chart vm-instance@1.6.2: "
+                                     "timeout waiting for: [VirtualMachine/tenant-demo/vm-instance-k1 status: 'InProgress']")
+    assert hk.waits_only_on_its_vm(kstatus_app({"runStrategy": "Halted"}, own))
+    assert hk.app_state(kstatus_app({"runStrategy": "Halted"}, own)) == "stopped"
+    assert hk.app_state(kstatus_app({"runStrategy": "Always"}, own, workloads="True")) == "running"
+    assert hk.release_failed(kstatus_app({"runStrategy": "Halted"}, own)) is None
+    # Anything else the wait gave up on, another VM, or a chart error is a real failure.
+    for message in ("timeout waiting for: [VirtualMachine/tenant-demo/vm-instance-k1 status: 'InProgress', Service/tenant-demo/"
+                    "vm-instance-k1 status: 'InProgress']", "timeout waiting for: [VirtualMachine/tenant-demo/vm-instance-k2 status: 'InProgress']",
+                    "execution error at (vm-instance/templates/vm.yaml:80:16): Specified disk not exists in cluster: d1"):
+        app = kstatus_app({"runStrategy": "Halted"}, ("False", "UpgradeFailed", message))
+        assert not hk.waits_only_on_its_vm(app) and hk.app_state(app) == "error" and hk.release_failed(app)["message"] == message
+    assert not hk.waits_only_on_its_vm(kstatus_app({"runStrategy": "Halted"}, ("False", "InstallFailed", own[2])))
+    assert hk.upgrade_waiting(kstatus_app({}, ("Unknown", "Progressing", "Running 'upgrade' action with timeout of 10m0s")))
+    assert not hk.upgrade_waiting(kstatus_app({}, ("Unknown", "Progressing", "Fulfilling prerequisites")))
+
+
+def release_ready(emulator, name):
+    ready = hk.get_condition(emulator.admin("GET", apps("vminstances", name)), "Ready")
+    return ready["status"], ready["reason"], ready.get("message", "")
+
+
+def test_a_stop_ends_when_the_vm_is_gone_and_a_halted_release_that_flux_gave_up_on_still_converges():
+    emulator = Emulator("--fault", "kstatus-timeout:app=halt2")
+    try:
+        for name in ("halt1", "halt2"):  # halt1: InProgress for as long as it is halted (scale 0); halt2: Flux's timeout (the fault)
+            made, transport = reconcile(emulator, name=name, state="started")
+            assert made["instance"]["state"] == "running"
+            stop, transport = reconcile(emulator, name=name, state="stopped")
+            assert stop["changed"] and stop["instance"]["state"] == "stopped" and not stop.get("warnings")
+            assert "kubevirt.io" not in " ".join(request[1] for request in transport.reads())  # the application alone tells
+            status = release_ready(emulator, name)
+            if name == "halt1":
+                assert status[:2] == ("Unknown", "Progressing")
+            else:
+                assert status[:2] == ("False", "UpgradeFailed") and "timeout waiting for: [VirtualMachine/" in status[2]
+            again, transport = reconcile(emulator, name=name, state="stopped")
+            assert not again["changed"] and again["instance"]["state"] == "stopped" and transport.mutating() == []
+            assert len(transport.reads()) == 2
+            listed = list_instances(HikubeBackend(emulator.settings()), name=name)
+            assert listed[0]["state"] == "stopped"
+            start, transport = reconcile(emulator, name=name, state="started")
+            assert start["actions"] == ["start instance %s" % name] and start["instance"]["state"] == "running"
+            assert release_ready(emulator, name)[:2] == ("True", "UpgradeSucceeded") and not start["restart_required"]
+            reconcile(emulator, name=name, state="absent")
+    finally:
+        emulator.stop()
+
+
+def test_a_change_awaiting_a_restart_returns_at_once_says_so_and_a_restart_clears_it():
+    emulator = Emulator("--fault", "kstatus-timeout:app=pend2")
+    try:
+        for name in ("pend1", "pend2"):
+            reconcile(emulator, name=name, state="started", cpus=1, memory="256MiB")
+            pending, transport = reconcile(emulator, name=name, state="started", memory="512MiB", wait_timeout=20)
+            assert pending["changed"] and pending["restart_required"] and pending["instance"]["state"] == "running"
+            notes = [text for text in pending["warnings"] if "next restart" in text]
+            assert len(notes) == 1 and "UpgradeFailed" in notes[0] and "the change itself is stored" in notes[0]
+            vm = emulator.admin("GET", "/apis/kubevirt.io/v1/namespaces/tenant-demo/virtualmachines/vm-instance-" + name)
+            assert [item["type"] for item in vm["status"]["conditions"]] == ["Ready", "RestartRequired"]
+            # A change applied live while the release waits on the older one's restart: no 10-minute wait for a Ready.
+            live, transport = reconcile(emulator, name=name, state="started", backend_options={"external_ports": [22, 8080]}, wait_timeout=20)
+            assert live["changed"] and live["restart_required"] and live["instance"]["state"] == "running"
+            if name == "pend1":  # the wait found it (KubeVirt's RestartRequired); for pend2 the read did (Flux's UpgradeFailed)
+                assert any("runs without a change it takes at its next restart" in text for text in live.get("warnings", []))
+            if name == "pend2":  # Flux gave up: an idempotent run sees it from the application alone
+                assert release_ready(emulator, name)[:2] == ("False", "UpgradeFailed")
+                again, transport = reconcile(emulator, name=name, state="started", memory="512MiB")
+                assert not again["changed"] and again["restart_required"] and len(transport.reads()) == 2
+            restarted, transport = reconcile(emulator, name=name, state="restarted")
+            assert restarted["instance"]["state"] == "running" and not restarted["restart_required"]
+            if name == "pend1":  # pend2's release heals at Flux's next retry (1 s at scale 0): the restart does not wait for it
+                assert release_ready(emulator, name)[:2] == ("True", "UpgradeSucceeded")
+            vm = emulator.admin("GET", "/apis/kubevirt.io/v1/namespaces/tenant-demo/virtualmachines/vm-instance-" + name)
+            assert vm["status"]["observedGeneration"] == vm["metadata"]["generation"]
+            reconcile(emulator, name=name, state="absent")
+    finally:
+        emulator.stop()
+
+
+def test_a_release_that_really_fails_fails_a_stop_at_once():
+    emulator = Emulator()
+    try:
+        seed_instance(emulator, "brk1", running=True)
+        assert reconcile(emulator, name="brk1", state="started")[0]["instance"]["state"] == "running"
+        emulator.admin("DELETE", apps("vmdisks", "data1"))  # the next upgrade fails: Specified disk not exists in cluster
+        with pytest.raises(PolyvirtError) as caught:
+            reconcile(emulator, name="brk1", state="stopped", wait_timeout=60)
+        assert "the Helm release of instance brk1 failed (UpgradeFailed)" in caught.value.message
+        assert "Specified disk not exists in cluster: data1" in caught.value.message and "timed out" not in caught.value.message
+    finally:
+        emulator.stop()
