@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import abc
 
-from ansible_collections.polyvirt.compute.plugins.module_utils._errors import Unsupported
+from ansible_collections.polyvirt.compute.plugins.module_utils._errors import PolyvirtError, Unsupported
 
 # Capability flags and the words of their "<feature> is not supported by the <backend> backend" message.
 # "snapshot", "backup" and "disk" come from the parts a backend has; the rest from its ``features``.
@@ -260,6 +260,29 @@ class Backups(Part):
         backup.restore_to for a ``target`` other than ``instance`` (the reconciler refuses it before).
         """
         raise Unsupported("backup restore (state=restored) is not supported by the %s backend" % self.backend.name)
+
+    def replace_in_place(self, instance, copy, remove_old, rename, deadline):
+        """Put the restored ``copy`` (an instance made beside ``instance``) in place of ``instance``; return it.
+
+        ``remove_old()`` removes ``instance``; should it fail, the copy is removed and nothing is lost.
+        ``rename()`` gives the copy the old name and returns it. The copy then gets the power the old one had.
+        """
+        instances = self.backend.instances
+        target = instance["name"]
+        try:
+            remove_old()
+        except PolyvirtError as exc:
+            instances.delete(copy, True, deadline)
+            exc.message = "could not replace instance %s (the restored copy was removed again; the instance is unchanged): %s" % (target, exc.message)
+            raise
+        try:
+            restored = rename()
+        except PolyvirtError as exc:
+            exc.message = "the old instance %s was replaced, but renaming the restored copy %s to it failed: %s" % (target, copy["name"], exc.message)
+            raise
+        if instance["state"] in ("running", "paused"):
+            restored = instances.power(restored, "start", False, deadline)
+        return restored
 
     def export(self, instance, backup, path, deadline):
         """Download ``backup`` to the file ``path`` (streamed); return its size. Needs the backup.export feature."""

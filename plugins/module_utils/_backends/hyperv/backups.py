@@ -17,7 +17,7 @@ import uuid
 
 from ansible_collections.polyvirt.compute.plugins.module_utils._backends.base import Backups
 from ansible_collections.polyvirt.compute.plugins.module_utils._backends.hyperv.backend import check_path, join
-from ansible_collections.polyvirt.compute.plugins.module_utils._errors import InvalidInput, NotFound, PolyvirtError
+from ansible_collections.polyvirt.compute.plugins.module_utils._errors import InvalidInput, NotFound
 from ansible_collections.polyvirt.compute.plugins.module_utils._model import backup_result
 
 # A backup's name is a folder name on the host.
@@ -93,22 +93,10 @@ class HyperVBackups(Backups):
             return instances.get(target)
         staging = "%s-r%s" % (target[:80], uuid.uuid4().hex[:8])
         self._import(config, staging, deadline)
-        new = instances.get(staging)
-        try:
-            instances.remove(instance, True, deadline, keep_seed=True)  # the copy's DVD drive holds the same seed ISO
-        except PolyvirtError as exc:
-            instances.delete(new, True, deadline)
-            exc.message = "could not replace instance %s (the restored copy was removed again; the instance is unchanged): %s" % (target, exc.message)
-            raise
-        try:
-            native = self.backend.run("vm_rename", deadline, name=staging, new_name=target)
-        except PolyvirtError as exc:
-            exc.message = "the old instance %s was replaced, but renaming the restored copy %s to it failed: %s" % (target, staging, exc.message)
-            raise
-        restored = instances.describe(native)
-        if instance["state"] in ("running", "paused"):
-            restored = instances.power(restored, "start", False, deadline)
-        return restored
+        return self.replace_in_place(
+            instance, instances.get(staging),
+            lambda: instances.remove(instance, True, deadline, keep_seed=True),  # the copy's DVD drive holds the same seed ISO
+            lambda: instances.describe(self.backend.run("vm_rename", deadline, name=staging, new_name=target)), deadline)
 
     def _import(self, config, name, deadline):
         """Import-VM -Copy -GenerateNewId into the new VM's own folder under the VM folder root (``storage`` is where backups are)."""

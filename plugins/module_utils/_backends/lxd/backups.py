@@ -17,7 +17,7 @@ import uuid
 
 from ansible_collections.polyvirt.compute.plugins.module_utils._backends.base import Backups
 from ansible_collections.polyvirt.compute.plugins.module_utils._backends.lxd.instances import validate_options
-from ansible_collections.polyvirt.compute.plugins.module_utils._errors import InvalidInput, NotFound, PolyvirtError
+from ansible_collections.polyvirt.compute.plugins.module_utils._errors import InvalidInput, NotFound
 from ansible_collections.polyvirt.compute.plugins.module_utils._model import backup_result
 
 BACKUP_OPTION_TYPES = {"instance_only": bool, "optimized_storage": bool, "compression_algorithm": str, "expires_at": str}
@@ -104,22 +104,12 @@ class LxdBackups(Backups):
             return instances.get(target)
         staging = "%s-r%s" % (target[:48], uuid.uuid4().hex[:8])
         self._import(path, staging, storage, deadline)
-        new = instances.get(staging)
-        try:
-            instances.delete(instance, True, deadline)
-        except PolyvirtError as exc:
-            instances.delete(new, True, deadline)
-            exc.message = "could not replace instance %s (the restored copy was removed again; the instance is unchanged): %s" % (target, exc.message)
-            raise
-        try:
+
+        def rename():
             self.client.run("POST", self.backend.instance_path(staging), {"name": target}, timeout=deadline.remaining())
-        except PolyvirtError as exc:
-            exc.message = "the old instance %s was replaced, but renaming the restored copy %s to it failed: %s" % (target, staging, exc.message)
-            raise
-        restored = instances.get(target)
-        if instance["state"] in ("running", "paused"):
-            restored = instances.power(restored, "start", False, deadline)
-        return restored
+            return instances.get(target)
+
+        return self.replace_in_place(instance, instances.get(staging), lambda: instances.delete(instance, True, deadline), rename, deadline)
 
     def _import(self, path, name, storage, deadline):
         headers = {"X-LXD-name": name}
